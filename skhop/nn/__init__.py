@@ -1,0 +1,20 @@
+"""Modern Hopfield networks in plain PyTorch: functional core and layers.
+
+Nothing here imports scikit-learn; the modules serve plain PyTorch and
+skorch users as well as the skhop estimators.
+"""
+
+from . import functional
+from ._separation import separate
+from .functional import hopfield_energy, hopfield_retrieve
+from .modules import Hopfield, HopfieldLayer, HopfieldPooling
+
+__all__ = [
+    "functional",
+    "separate",
+    "hopfield_retrieve",
+    "hopfield_energy",
+    "Hopfield",
+    "HopfieldPooling",
+    "HopfieldLayer",
+]

@@ -1,0 +1,94 @@
+"""Separation functions: map similarity scores to retrieval weights.
+
+Every function here takes scores of shape ``(..., M)`` and an optional boolean
+``mask`` broadcastable to it (``True`` = ignore that memory) and returns
+weights of the same shape whose rows sum to 1 over the unmasked entries.
+Masked entries get exactly zero weight; a row whose memories are all masked
+gets all-zero weights (and so a zero read-out) rather than NaN.
+"""
+
+import torch
+
+SEPARATIONS = ("softmax", "softmax1", "sparsemax", "entmax15", "topk")
+# Separations whose normaliser can be accumulated chunk by chunk (exactly).
+CHUNKABLE = ("softmax", "softmax1", "topk")
+
+# For sparsemax and entmax-1.5, any score more than 2 below the row maximum
+# is outside the support and gets exactly zero weight, so masked scores are
+# replaced by a finite value this far below the maximum (no inf arithmetic).
+_SPARSE_GAP = 4.0
+
+
+def _masked_softmax(scores, mask, extra_one=False):
+    if mask is None and not extra_one:
+        return torch.softmax(scores, dim=-1)
+    if mask is not None:
+        scores = scores.masked_fill(mask, float("-inf"))
+    shift = scores.amax(dim=-1, keepdim=True)
+    if extra_one:
+        # softmax1: exp(s_i) / (1 + sum_j exp(s_j)); the "1" is a zero logit.
+        shift = shift.clamp_min(0.0)
+    shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
+    shift = shift.detach()
+    e = torch.exp(scores - shift)
+    denom = e.sum(dim=-1, keepdim=True)
+    if extra_one:
+        denom = denom + torch.exp(-shift)
+    return e / denom.clamp_min(torch.finfo(e.dtype).tiny)
+
+
+def _sparse(scores, mask, fn):
+    if mask is None:
+        return fn(scores, dim=-1)
+    mask = mask.expand_as(scores)
+    live = ~mask
+    top = scores.masked_fill(mask, float("-inf")).amax(dim=-1, keepdim=True)
+    any_live = live.any(dim=-1, keepdim=True)
+    top = torch.where(any_live, top, torch.zeros_like(top)).detach()
+    filled = torch.where(mask, top - _SPARSE_GAP, scores)
+    weights = fn(filled, dim=-1)
+    # exact zeros for masked entries and for rows with nothing to attend to
+    return weights.masked_fill(mask | ~any_live, 0.0)
+
+
+def _topk(scores, mask, k):
+    k = min(k, scores.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(mask, float("-inf"))
+    vals, idx = scores.topk(k, dim=-1)
+    w = _masked_softmax(vals, torch.isneginf(vals))
+    return torch.zeros_like(scores).scatter(-1, idx, w)
+
+
+def separate(scores, separation="softmax", mask=None, top_k=None):
+    """Apply a separation function along the last dimension.
+
+    Parameters
+    ----------
+    scores : Tensor of shape (..., M)
+        Scaled similarity scores (``beta * sim``).
+    separation : {"softmax", "softmax1", "sparsemax", "entmax15", "topk"}
+        ``"softmax1"`` adds 1 to the softmax denominator (a row may attend to
+        nothing); ``"sparsemax"`` and ``"entmax15"`` give exact zeros;
+        ``"topk"`` is a softmax over the ``top_k`` largest scores only.
+    mask : bool Tensor broadcastable to ``scores``, optional
+        ``True`` marks memories to ignore; they get exactly zero weight.
+    top_k : int, optional
+        Number of memories kept by ``"topk"``.
+
+    Returns
+    -------
+    weights : Tensor of shape (..., M)
+    """
+    if separation == "softmax":
+        return _masked_softmax(scores, mask)
+    if separation == "softmax1":
+        return _masked_softmax(scores, mask, extra_one=True)
+    if separation == "topk":
+        return _topk(scores, mask, top_k)
+    if separation in ("sparsemax", "entmax15"):
+        import entmax
+
+        fn = entmax.sparsemax if separation == "sparsemax" else entmax.entmax15
+        return _sparse(scores, mask, fn)
+    raise ValueError(f"separation must be one of {SEPARATIONS}, got {separation!r}.")
