@@ -6,7 +6,7 @@ skorch users as well as the skhop estimators.
 
 from . import functional
 from ._separation import separate
-from .functional import hopfield_energy, hopfield_retrieve
+from .functional import hopfield_energy, hopfield_partial, hopfield_retrieve, merge_partials
 from .modules import Hopfield, HopfieldLayer, HopfieldPooling
 
 __all__ = [
@@ -14,6 +14,8 @@ __all__ = [
     "separate",
     "hopfield_retrieve",
     "hopfield_energy",
+    "hopfield_partial",
+    "merge_partials",
     "Hopfield",
     "HopfieldPooling",
     "HopfieldLayer",

@@ -15,7 +15,14 @@ import torch
 
 from ._separation import CHUNKABLE, SEPARATIONS, separate
 
-__all__ = ["hopfield_retrieve", "hopfield_energy", "separate", "similarity_scores"]
+__all__ = [
+    "hopfield_retrieve",
+    "hopfield_energy",
+    "hopfield_partial",
+    "merge_partials",
+    "separate",
+    "similarity_scores",
+]
 
 SIMILARITIES = ("dot", "cosine", "neg_l2")
 
@@ -180,14 +187,6 @@ def _chunked_step(query, memory, values, beta, similarity, separation, mask, obs
     Peak extra memory is O(L * chunk_size) instead of O(L * M).
     """
     M = memory.shape[-2]
-    batch = torch.broadcast_shapes(query.shape[:-2], memory.shape[:-2], values.shape[:-2])
-    L = query.shape[-2]
-    dv = values.shape[-1]
-    dtype = torch.promote_types(query.dtype, values.dtype)
-    grad = torch.is_grad_enabled() and (
-        query.requires_grad or memory.requires_grad or values.requires_grad
-        or (isinstance(beta, torch.Tensor) and beta.requires_grad)
-    )
     if separation == "topk":
         best_v = best_i = None
         for start in range(0, M, chunk_size):
@@ -208,12 +207,27 @@ def _chunked_step(query, memory, values, beta, similarity, separation, mask, obs
         rows = _gather_rows(values, best_i)
         return (w.unsqueeze(-2) @ rows).squeeze(-2)
 
-    extra_one = separation == "softmax1"
-    # softmax1 starts from the extra zero logit: running max 0, running sum 1.
-    run_max = torch.full((*batch, L, 1), 0.0 if extra_one else float("-inf"), dtype=dtype,
-                         device=query.device)
-    run_sum = torch.full((*batch, L, 1), 1.0 if extra_one else 0.0, dtype=dtype,
-                         device=query.device)
+    m, total, acc = _softmax_partial(query, memory, values, beta, similarity, mask, observed,
+                                     chunk_size)
+    parts = [(m, total, acc)]
+    if separation == "softmax1":
+        # the extra 1 in the denominator is one more logit 0 that reads out zeros
+        parts.append((torch.zeros_like(m), torch.ones_like(total), torch.zeros_like(acc)))
+    return merge_partials(parts)
+
+
+def _softmax_partial(query, memory, values, beta, similarity, mask, observed, chunk_size):
+    M = memory.shape[-2]
+    batch = torch.broadcast_shapes(query.shape[:-2], memory.shape[:-2], values.shape[:-2])
+    L = query.shape[-2]
+    dv = values.shape[-1]
+    dtype = torch.promote_types(query.dtype, values.dtype)
+    grad = torch.is_grad_enabled() and (
+        query.requires_grad or memory.requires_grad or values.requires_grad
+        or (isinstance(beta, torch.Tensor) and beta.requires_grad)
+    )
+    run_max = torch.full((*batch, L, 1), float("-inf"), dtype=dtype, device=query.device)
+    run_sum = torch.zeros((*batch, L, 1), dtype=dtype, device=query.device)
     acc = torch.zeros((*batch, L, dv), dtype=dtype, device=query.device)
     for start in range(0, M, chunk_size):
         stop = min(start + chunk_size, M)
@@ -234,7 +248,75 @@ def _chunked_step(query, memory, values, beta, similarity, separation, mask, obs
             run_sum.mul_(scale).add_(p.sum(-1, keepdim=True))
             acc.mul_(scale).add_(p @ values[..., start:stop, :])
         run_max = new_max
-    return acc / run_sum.clamp_min(torch.finfo(dtype).tiny)
+    return run_max, run_sum, acc
+
+
+def hopfield_partial(query, memory, values=None, *, beta=1.0, similarity="dot", mask=None,
+                     chunk_size=None):
+    """Softmax retrieval over one shard of the memory, left un-normalised.
+
+    Returns ``(max, sum, acc)`` with ``max`` the largest scaled score per
+    query, ``sum = sum_i exp(s_i - max)`` and ``acc = sum_i exp(s_i - max) v_i``.
+    Partials of disjoint shards merge exactly with :func:`merge_partials`, so a
+    memory split across processes or machines gives the same retrieval as the
+    whole memory in one place.
+
+    Parameters
+    ----------
+    query, memory, values, beta, similarity, mask, chunk_size
+        As in :func:`hopfield_retrieve`.
+
+    Returns
+    -------
+    max : Tensor of shape (..., L, 1)
+    sum : Tensor of shape (..., L, 1)
+    acc : Tensor of shape (..., L, dv)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skhop.nn.functional import hopfield_partial, hopfield_retrieve, merge_partials
+    >>> q, x = torch.randn(4, 8), torch.randn(100, 8)
+    >>> parts = [hopfield_partial(q, x[:60]), hopfield_partial(q, x[60:])]
+    >>> torch.allclose(merge_partials(parts), hopfield_retrieve(q, x), atol=1e-6)
+    True
+    """
+    _check_tensor("query", query)
+    _check_tensor("memory", memory)
+    values = memory if values is None else values
+    _check_tensor("values", values)
+    _check_beta(beta)
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}.")
+    if query.shape[-1] != memory.shape[-1] or values.shape[-2] != memory.shape[-2]:
+        raise ValueError("query, memory and values have inconsistent shapes: "
+                         f"{tuple(query.shape)}, {tuple(memory.shape)}, {tuple(values.shape)}.")
+    _check_finite("query", query)
+    _check_finite("memory", memory)
+    M = memory.shape[-2]
+    chunk = chunk_size or _auto_chunk(query.shape[-2], M, "softmax", False) or max(M, 1)
+    return _softmax_partial(query, memory, values, beta, similarity, mask, None, chunk)
+
+
+def merge_partials(parts):
+    """Merge ``(max, sum, acc)`` partials of disjoint shards into the softmax read-out.
+
+    See :func:`hopfield_partial`. Queries that attended to nothing (all
+    memories masked in every shard) read out zeros.
+    """
+    parts = list(parts)
+    if not parts:
+        raise ValueError("merge_partials needs at least one partial.")
+    top = parts[0][0]
+    for m, _, _ in parts[1:]:
+        top = torch.maximum(top, m)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    total = acc = None
+    for m, s, a in parts:
+        w = torch.exp(m - top)
+        total = s * w if total is None else total + s * w
+        acc = a * w if acc is None else acc + a * w
+    return acc / total.clamp_min(torch.finfo(total.dtype).tiny)
 
 
 def _auto_chunk(L, M, separation, need_dense):
