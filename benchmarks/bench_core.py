@@ -15,7 +15,9 @@ CASE = r"""
 import json, resource, sys, time
 import numpy as np, torch
 torch.set_num_threads(1)
-method, M, B, d, beta, repeat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6])
+method = sys.argv[1]
+M, B, d = (int(a) for a in sys.argv[2:5])
+beta, repeat = float(sys.argv[5]), int(sys.argv[6])
 g = torch.Generator().manual_seed(0)
 X = torch.randn(M, d, generator=g); X /= X.norm(dim=1, keepdim=True)
 Q = X[torch.randint(M, (B,), generator=g)] + 0.1 * torch.randn(B, d, generator=g)

@@ -399,6 +399,11 @@ def hopfield_retrieve(
         Also return the read-out attention weights (..., L, M) from the same
         pass; they keep their graph, so they can enter a loss.
 
+    Notes
+    -----
+    float16 and bfloat16 inputs are computed in float32 and the result is
+    returned in the query's dtype.
+
     Returns
     -------
     output : Tensor of shape (..., L, dv)
@@ -416,6 +421,18 @@ def hopfield_retrieve(
     """
     _check_tensor("query", query)
     _check_tensor("memory", memory)
+    low = (torch.float16, torch.bfloat16)
+    if query.dtype in low or memory.dtype in low or (values is not None and values.dtype in low):
+        # half precision: computed in float32 (softmax sums lose too much in 16 bits),
+        # returned in the query's dtype
+        result = hopfield_retrieve(
+            query.float(), memory.float(), None if values is None else values.float(),
+            beta=beta, similarity=similarity, separation=separation, n_steps=n_steps, tol=tol,
+            mask=mask, query_mask=query_mask, chunk_size=chunk_size, top_k=top_k,
+            dropout_p=dropout_p, training=training, return_attention=return_attention)
+        if return_attention:
+            return result[0].to(query.dtype), result[1].to(query.dtype)
+        return result.to(query.dtype)
     if values is None:
         values_given = False
         values = memory
