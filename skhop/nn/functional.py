@@ -45,8 +45,13 @@ def _check_tensor(name, t, min_dim=2):
 
 
 def _check_finite(name, t):
-    if not torch.isfinite(t).all():
-        raise ValueError(f"{name} contains NaN or infinity.")
+    # in slices: torch.isfinite on a whole large memory bank allocates several
+    # times its size in temporaries
+    flat = t.detach().reshape(-1)
+    step = AUTO_CHUNK_ELEMENTS
+    for start in range(0, flat.numel(), step):
+        if not torch.isfinite(flat[start:start + step]).all():
+            raise ValueError(f"{name} contains NaN or infinity.")
 
 
 def _check_beta(beta):
