@@ -51,11 +51,21 @@ def _sparse(scores, mask, fn):
     return weights.masked_fill(mask | ~any_live, 0.0)
 
 
+def stable_topk(scores, k):
+    """The ``k`` largest scores along the last dim; ties go to the lower index.
+
+    A fixed tie rule makes top-k retrieval independent of chunking and of
+    removing other memories.
+    """
+    vals, idx = torch.sort(scores, dim=-1, descending=True, stable=True)
+    return vals[..., :k], idx[..., :k]
+
+
 def _topk(scores, mask, k):
     k = min(k, scores.shape[-1])
     if mask is not None:
         scores = scores.masked_fill(mask, float("-inf"))
-    vals, idx = scores.topk(k, dim=-1)
+    vals, idx = stable_topk(scores, k)
     w = _masked_softmax(vals, torch.isneginf(vals))
     return torch.zeros_like(scores).scatter(-1, idx, w)
 

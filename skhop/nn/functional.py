@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from ._separation import CHUNKABLE, SEPARATIONS, separate
+from ._separation import CHUNKABLE, SEPARATIONS, separate, stable_topk
 
 __all__ = [
     "hopfield_retrieve",
@@ -201,12 +201,13 @@ def _chunked_step(query, memory, values, beta, similarity, separation, mask, obs
             if m is not None:
                 s = s.masked_fill(m, float("-inf"))
             k = min(top_k, stop - start)
-            v, i = s.topk(k, dim=-1)
+            v, i = stable_topk(s, k)
             i = i + start
             if best_v is None:
                 best_v, best_i = v, i
             else:
-                best_v, j = torch.cat([best_v, v], -1).topk(min(top_k, best_v.shape[-1] + k), -1)
+                # earlier chunks first, so ties still go to the lower index
+                best_v, j = stable_topk(torch.cat([best_v, v], -1), top_k)
                 best_i = torch.cat([best_i, i], -1).gather(-1, j)
         w = separate(best_v, "softmax", mask=torch.isneginf(best_v))
         rows = _gather_rows(values, best_i)
