@@ -74,21 +74,33 @@ def check_n_threads(n_threads):
 
 
 class VersionedStateMixin:
-    """Record the skhop and torch versions in a pickle; warn when loaded under others."""
+    """Portable pickles: versions recorded, networks stored as plain weights.
+
+    Every fitted ``torch.nn.Module`` attribute built from a
+    :class:`skhop.nn._rebuild.Rebuildable` class is stored as its class path,
+    constructor arguments and numpy weights, so a pickle (or a ``skops.io``
+    file) holds no torch objects and loads on any machine. The skhop and
+    torch versions are recorded; loading under other versions warns.
+    """
 
     def __getstate__(self):
         from . import __version__
+        from .nn._rebuild import Rebuildable, module_to_state
 
         state = super().__getstate__() if hasattr(super(), "__getstate__") else dict(
             self.__dict__)
         state = dict(state)
+        for key, value in state.items():
+            if isinstance(value, torch.nn.Module) and isinstance(value, Rebuildable):
+                state[key] = module_to_state(value)
         state["_skhop_versions"] = {"skhop": __version__, "torch": torch.__version__}
         return state
 
     def __setstate__(self, state):
         from . import __version__
+        from .nn._rebuild import is_module_state, module_from_state
 
-        state = dict(state)
+        state = {k: module_from_state(v) if is_module_state(v) else v for k, v in state.items()}
         saved = state.pop("_skhop_versions", None)
         if saved is not None:
             now = {"skhop": __version__, "torch": torch.__version__}

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -151,3 +152,26 @@ def test_modules_on_cuda():
     layer = HopfieldPooling(4, num_queries=2).cuda()
     out = layer(torch.randn(3, 5, 4, device="cuda"))
     assert out.device.type == "cuda"
+
+
+def test_modules_rebuild_from_plain_state():
+    from skhop.nn._rebuild import module_from_state, module_to_state
+
+    torch.manual_seed(4)
+    for module in (Hopfield(4, num_heads=2, learn_beta=True),
+                   HopfieldPooling(4, num_queries=2), HopfieldLayer(4, 6, output_size=2)):
+        state = module_to_state(module.eval())
+        assert all(isinstance(v, np.ndarray) for v in state["state"].values())
+        rebuilt = module_from_state(state)
+        for (k, a), (_, b) in zip(module.state_dict().items(), rebuilt.state_dict().items(),
+                                  strict=True):
+            assert torch.equal(a, b), k
+        assert not rebuilt.training
+
+
+def test_rebuild_refuses_foreign_classes():
+    from skhop.nn._rebuild import module_from_state
+
+    with pytest.raises(ValueError, match="not a skhop class"):
+        module_from_state({"__skhop_module__": "os:system", "args": [], "kwargs": {},
+                           "state": {}, "training": False})

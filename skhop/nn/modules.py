@@ -17,6 +17,7 @@ import math
 import torch
 from torch import nn
 
+from ._rebuild import Rebuildable
 from ._separation import SEPARATIONS
 from .functional import SIMILARITIES, hopfield_retrieve
 
@@ -111,7 +112,7 @@ def _padding_mask(name, mask, batch, length):
     return mask[:, None, None, :]
 
 
-class Hopfield(nn.Module):
+class Hopfield(Rebuildable, nn.Module):
     """Association of two sets: state patterns retrieve from stored patterns.
 
     ``output = W_o [ V  sep(beta * sim(K, Q)) ]`` with ``Q = W_q query``,
@@ -239,7 +240,7 @@ class Hopfield(nn.Module):
         return (out, attn) if return_attention else out
 
 
-class HopfieldPooling(nn.Module):
+class HopfieldPooling(Rebuildable, nn.Module):
     """Pool a set of patterns with learned state patterns (queries).
 
     The stored patterns are the (projected) instances of the set; the state
@@ -336,7 +337,7 @@ class HopfieldPooling(nn.Module):
         return (out, attn) if return_attention else out
 
 
-class HopfieldLayer(nn.Module):
+class HopfieldLayer(Rebuildable, nn.Module):
     """A layer with learned stored patterns and learned targets.
 
     ``output = mean_h T^T sep(beta * sim(W_h Y, W_h x))``: the stored patterns
