@@ -1,0 +1,335 @@
+"""Stage I of kernelized Hopfield models: a learned linear feature map.
+
+U-Hop (Wu et al., ICML 2024) and U-Hop+ (Hu et al., NeurIPS 2024) retrieve
+with the similarity ``<Phi(memory), Phi(query)>`` of a feature map
+``Phi(x) = W x`` trained so the stored patterns are well separated in feature
+space. The separation losses here all act on the *normalised* features
+``f_i = Phi(x_i) / |Phi(x_i)|`` through their pairwise cosines
+``c_ij = <f_i, f_j>`` (``i != j``); every loss is in cosine units, smaller is
+better separated:
+
+- ``"lse"`` (U-Hop+): ``tau * (logsumexp_{i != j}(c_ij / tau) - log n_pairs)``,
+  a smooth maximum of the pairwise cosines; as ``tau -> 0`` it tends to the
+  largest cosine, i.e. to maximising the smallest pairwise angle (an optimal
+  spherical code).
+- ``"uniformity"`` (U-Hop's average form): the mean over rows ``i`` of
+  ``tau * (logsumexp_{j != i}(c_ij / tau) - log(n - 1))``.
+- ``"min_sep"``: the hard maximum ``max_{i != j} c_ij`` (sub-gradient).
+
+Large memories: Stage I runs through the shared training loop
+(:func:`skhop._training.train`) over shuffled batches of ``chunk_size`` stored
+patterns (1024 by default); the loss of a batch uses the pairs inside it, so
+each step forms a ``chunk_size x chunk_size`` matrix and never ``M x M``.
+:func:`min_separation` and :func:`auto_beta` stream the memory in row blocks
+and, beyond ``max_rows`` stored patterns, use a random sample of that many
+rows as anchors against all others (an estimate: the true smallest angle can
+only be smaller). Callers wrap these functions in :func:`skhop._base.seeded`
+and :func:`skhop._base.torch_threads`.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+from .nn._rebuild import Rebuildable
+
+__all__ = ["FeatureMap", "fit_feature_map", "min_separation", "auto_beta",
+           "SEPARATION_LOSSES"]
+
+SEPARATION_LOSSES = ("lse", "uniformity", "min_sep")
+
+# ``auto_beta``: a stored pattern keeps all but AUTO_BETA_EPS of its
+# attention on itself against its nearest rival (see auto_beta).
+AUTO_BETA_EPS = 1e-3
+# largest beta * (score range) auto_beta returns, so beta stays finite for duplicates
+AUTO_BETA_MAX_LOGIT = 1e4
+_BLOCK_ELEMENTS = 1 << 22
+_EPS = 1e-12
+
+
+class FeatureMap(Rebuildable, nn.Module):
+    """Linear feature map ``Phi(x) = x @ W.T`` (no bias).
+
+    Parameters
+    ----------
+    n_features : int
+        Input dimension ``d``.
+    feature_dim : int
+        Output dimension ``k``.
+
+    Notes
+    -----
+    The weight starts as the ``(k, d)`` identity (no random draw, so that
+    rebuilding a fitted map never touches the global RNG);
+    :func:`fit_feature_map` sets the initial weights it wants.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skhop._kernel import FeatureMap
+    >>> FeatureMap(3, 2)(torch.ones(4, 3)).shape
+    torch.Size([4, 2])
+    """
+
+    def __init__(self, n_features, feature_dim):
+        super().__init__()
+        for name, v in (("n_features", n_features), ("feature_dim", feature_dim)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}.")
+        self.n_features = n_features
+        self.feature_dim = feature_dim
+        self.weight = nn.Parameter(torch.eye(feature_dim, n_features))
+
+    def forward(self, x):
+        return x @ self.weight.mT
+
+    def extra_repr(self):
+        return f"n_features={self.n_features}, feature_dim={self.feature_dim}"
+
+
+def _principal_directions(memories, k, chunk_rows=65536):
+    """Top-``k`` right singular vectors of ``memories`` (uncentred), rows of a (k, d) tensor.
+
+    The projection on them keeps the most of the memories' energy and the
+    best rank-k approximation of their Gram matrix. Computed from ``X^T X``
+    accumulated in row blocks (d x d), so it is cheap for any M.
+    """
+    d = memories.shape[1]
+    gram = torch.zeros(d, d, dtype=torch.float64, device=memories.device)
+    for start in range(0, memories.shape[0], chunk_rows):
+        block = memories[start:start + chunk_rows].double()
+        gram += block.mT @ block
+    _, vecs = torch.linalg.eigh(gram)  # ascending eigenvalues
+    top = vecs[:, -k:].flip(-1).mT
+    return top.to(memories.dtype)
+
+
+def _initial_weight(memories, k):
+    """Identity when k == d, principal directions when k < d, random orthogonal rows beyond."""
+    d = memories.shape[1]
+    if k == d:
+        return torch.eye(k, d, dtype=memories.dtype, device=memories.device)
+    if k < d:
+        return _principal_directions(memories, k)
+    w = torch.empty(k, d, dtype=memories.dtype, device=memories.device)
+    nn.init.orthogonal_(w)
+    return w * math.sqrt(k / d)
+
+
+def _pair_cosines(z):
+    f = z / z.norm(dim=-1, keepdim=True).clamp_min(_EPS)
+    c = f @ f.mT
+    eye = torch.eye(c.shape[0], dtype=torch.bool, device=c.device)
+    return c.masked_fill(eye, float("-inf"))
+
+
+def separation_loss_value(z, loss, tau):
+    """The separation loss of feature rows ``z`` (n, k) over their pairs; see the module doc."""
+    n = z.shape[0]
+    if n < 2:
+        return z.sum() * 0.0
+    c = _pair_cosines(z)
+    if loss == "lse":
+        return tau * (torch.logsumexp((c / tau).flatten(), 0) - math.log(n * (n - 1)))
+    if loss == "uniformity":
+        return tau * (torch.logsumexp(c / tau, dim=1) - math.log(n - 1)).mean()
+    if loss == "min_sep":
+        return c.max()
+    raise ValueError(f"separation_loss must be one of {SEPARATION_LOSSES} or None, got {loss!r}.")
+
+
+def fit_feature_map(memories, *, feature_dim=None, separation_loss="lse", tau=0.1,
+                    max_iter=100, learning_rate=0.01, chunk_size=None, tol=1e-6,
+                    n_iter_no_change=10, verbose=0):
+    """Stage I: fit a :class:`FeatureMap` that separates the stored patterns.
+
+    Parameters
+    ----------
+    memories : Tensor of shape (M, d)
+        Stored patterns, finite.
+    feature_dim : int or None
+        Output dimension ``k``; ``None`` means ``d``.
+    separation_loss : {"lse", "uniformity", "min_sep"} or None
+        The loss minimised (see the module doc). ``None`` skips the
+        optimisation and returns the initial map.
+    tau : float
+        Temperature of ``"lse"`` and ``"uniformity"``.
+    max_iter : int
+        Epochs over the memories (one step per batch of ``chunk_size``).
+    learning_rate : float
+        AdamW learning rate (no weight decay: the losses are scale-free).
+    chunk_size : int or None
+        Stored patterns per Stage I batch; the loss of a batch is computed
+        over the pairs inside it. ``None`` means ``min(M, 1024)`` (full batch
+        up to 1024 memories).
+    tol, n_iter_no_change : float, int
+        Stop once the epoch loss has not dropped by ``tol`` for
+        ``n_iter_no_change`` epochs.
+    verbose : int
+        Print one line per epoch when > 0.
+
+    Returns
+    -------
+    feature_map : FeatureMap
+        In eval mode, on the memories' device and dtype.
+    loss_curve : list of float
+        Loss per epoch (empty without Stage I).
+
+    Notes
+    -----
+    The initial weight, and the whole map when ``separation_loss`` is None,
+    is the identity when ``k == d`` (so Stage II compares raw inputs), the
+    top-``k`` principal directions of the (uncentred) memories when
+    ``k < d`` (the linear map that keeps most of their energy), and a random
+    orthogonal map scaled by ``sqrt(k / d)`` when ``k > d`` (the only random
+    draw, seeded by the caller).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skhop._kernel import fit_feature_map, min_separation
+    >>> _ = torch.manual_seed(0)
+    >>> X = torch.randn(50, 8) + 2.0  # correlated patterns
+    >>> phi, curve = fit_feature_map(X, feature_dim=8, separation_loss="lse", tau=0.1,
+    ...                              max_iter=50, learning_rate=0.05)
+    >>> bool(min_separation(phi(X).detach()) > min_separation(X))
+    True
+    """
+    from ._training import train
+
+    if memories.dim() != 2 or memories.shape[0] < 1:
+        raise ValueError(f"memories must be a non-empty (M, d) tensor, got shape "
+                         f"{tuple(memories.shape)}.")
+    M, d = memories.shape
+    k = d if feature_dim is None else feature_dim
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"feature_dim must be None or a positive int, got {feature_dim!r}.")
+    if separation_loss is not None and separation_loss not in SEPARATION_LOSSES:
+        raise ValueError(f"separation_loss must be one of {SEPARATION_LOSSES} or None, "
+                         f"got {separation_loss!r}.")
+    if not (isinstance(tau, (int, float)) and tau > 0 and math.isfinite(tau)):
+        raise ValueError(f"tau must be a positive number, got {tau!r}.")
+    fmap = FeatureMap(d, k).to(device=memories.device, dtype=memories.dtype)
+    with torch.no_grad():
+        fmap.weight.copy_(_initial_weight(memories, k))
+    curve = []
+    if separation_loss is not None and M >= 2 and max_iter > 0:
+        batch = min(M, 1024) if chunk_size is None else max(2, min(int(chunk_size), M))
+
+        def batch_loss(module, x):
+            return separation_loss_value(module(x), separation_loss, tau)
+
+        result, _ = train(
+            fmap, batch_loss, (memories,), max_iter=max_iter, batch_size=batch,
+            learning_rate=learning_rate, weight_decay=0.0, tol=tol,
+            n_iter_no_change=n_iter_no_change, verbose=verbose, name="Stage I",
+        )
+        curve = [float(v) for v in result.loss_curve]
+    fmap.eval()
+    fmap.requires_grad_(False)
+    return fmap, curve
+
+
+def _anchor_rows(M, max_rows, device):
+    if max_rows is None or M <= max_rows:
+        return None
+    return torch.randperm(M, device=device)[:max_rows].sort().values
+
+
+def nearest_rival(features, similarity, *, max_rows=4096, chunk_size=None):
+    """Per anchor row: its self-score and its best score against any *other* row.
+
+    Returns ``(self_score, rival_score)``, each of shape (n_anchors,), for
+    ``similarity`` in {"cosine", "dot", "neg_l2"}. Anchors are all rows up to
+    ``max_rows``, a random sample beyond. Streams the rows in blocks.
+    """
+    M = features.shape[0]
+    x = features.detach()
+    if similarity == "cosine":
+        x = x / x.norm(dim=-1, keepdim=True).clamp_min(_EPS)
+    anchors = _anchor_rows(M, max_rows, x.device)
+    a_idx = torch.arange(M, device=x.device) if anchors is None else anchors
+    n_a = a_idx.shape[0]
+    if chunk_size is None:
+        chunk_size = max(1, _BLOCK_ELEMENTS // max(M, 1))
+    xx = (x * x).sum(-1)
+    self_scores, rivals = [], []
+    for start in range(0, n_a, chunk_size):
+        idx = a_idx[start:start + chunk_size]
+        q = x[idx]
+        s = q @ x.mT
+        if similarity == "neg_l2":
+            s = (-0.5 * (xx[idx, None] - 2.0 * s + xx[None, :])).clamp_max(0.0)
+        own = s.gather(1, idx[:, None]).squeeze(1)
+        s = s.scatter(1, idx[:, None], float("-inf"))
+        self_scores.append(own)
+        rivals.append(s.amax(dim=1) if M > 1 else torch.full_like(own, float("-inf")))
+    return torch.cat(self_scores), torch.cat(rivals)
+
+
+def min_separation(features, *, max_rows=4096, chunk_size=None):
+    """Smallest pairwise angle (radians) between the normalised rows of ``features``.
+
+    The spherical-code figure of U-Hop+: larger is better separated. ``pi``
+    for a single row, 0 for duplicate (or zero) rows. Exact up to
+    ``max_rows`` rows; beyond, estimated from a random sample of that many
+    anchor rows against all rows (the true minimum can only be smaller).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skhop._kernel import min_separation
+    >>> round(min_separation(torch.eye(3)), 4)
+    1.5708
+    """
+    if features.shape[0] < 2:
+        return math.pi
+    _, rival = nearest_rival(features, "cosine", max_rows=max_rows, chunk_size=chunk_size)
+    c = float(rival.max().clamp(-1.0, 1.0))
+    return math.acos(c)
+
+
+def auto_beta(features, similarity, *, eps=AUTO_BETA_EPS, max_rows=4096, chunk_size=None):
+    """Inverse temperature that makes the stored patterns near-fixed points.
+
+    Rule: queried with a stored pattern, the softmax must put at most
+    ``eps`` of its weight on the other ``M - 1`` patterns even if all of
+    them scored as high as the nearest rival. With ``gap`` the smallest
+    margin between a pattern's score with itself and with its nearest rival
+    (``1 - cos`` of the smallest angle for ``"cosine"``; the Ramsauer et al.
+    separation ``|x_i|^2 - max_j <x_i, x_j>`` for ``"dot"``; half the
+    smallest squared distance for ``"neg_l2"``)::
+
+        beta = log((M - 1) / eps) / gap
+
+    A gap that is zero or negative (duplicates, or a pattern not separable
+    by the dot product) is floored at ``1e-3`` times the score range, and
+    ``beta`` is capped so that ``beta * score range <= 1e4``; the result is
+    finite and positive. One pattern gives ``log(1 / eps) / range``.
+    Same sampling as :func:`min_separation` beyond ``max_rows`` rows.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skhop._kernel import auto_beta
+    >>> round(auto_beta(torch.eye(3), "cosine"), 2)
+    7.6
+    """
+    if similarity not in ("cosine", "dot", "neg_l2"):
+        raise ValueError(f"similarity must be 'cosine', 'dot' or 'neg_l2', got {similarity!r}.")
+    M = features.shape[0]
+    if similarity == "cosine":
+        scale = 2.0
+    elif similarity == "dot":
+        scale = float((features.detach() ** 2).sum(-1).max())
+    else:
+        scale = 2.0 * float((features.detach() ** 2).sum(-1).max())
+    scale = max(scale, _EPS)
+    if M < 2:
+        return math.log(1.0 / eps) / scale
+    own, rival = nearest_rival(features, similarity, max_rows=max_rows, chunk_size=chunk_size)
+    gap = float((own - rival).min())
+    gap = max(gap, 1e-3 * scale)
+    beta = math.log((M - 1) / eps) / gap
+    return float(min(beta, AUTO_BETA_MAX_LOGIT / scale))
