@@ -72,3 +72,27 @@ def test_bad_arguments():
         sharded_retrieve(q, [])
     with pytest.raises(TypeError, match="dask.array"):
         predict_blocks(object(), x)
+
+
+def test_grid_search_through_the_joblib_dask_backend(client):
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import GridSearchCV
+
+    from skhop import HopfieldClassifier
+
+    X, y = load_iris(return_X_y=True)
+    grid = {"beta": [0.5, 2.0]}
+
+    def search(n_jobs):
+        est = HopfieldClassifier(max_iter=15, random_state=0)
+        return GridSearchCV(est, grid, cv=3, n_jobs=n_jobs).fit(X, y)
+
+    with distributed.get_task_stream(client) as tasks, joblib.parallel_backend("dask"):
+        remote = search(-1)
+    local = search(1)
+    # the fits ran as tasks on the cluster's workers and gave the same scores
+    assert len(tasks.data) >= 6
+    np.testing.assert_array_equal(remote.cv_results_["mean_test_score"],
+                                  local.cv_results_["mean_test_score"])
+    np.testing.assert_array_equal(remote.predict(X), local.predict(X))
