@@ -1,14 +1,17 @@
 """Pieces every skhop estimator shares: device, threads, seeding, persistence."""
 
 import contextlib
+import functools
 import numbers
+import re
 import warnings
 
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-__all__ = ["resolve_device", "torch_threads", "seeded", "seed_from", "VersionedStateMixin"]
+__all__ = ["resolve_device", "torch_threads", "seeded", "seed_from", "VersionedStateMixin",
+           "validate_data"]
 
 
 def resolve_device(device):
@@ -73,8 +76,37 @@ def check_n_threads(n_threads):
         raise ValueError(f"n_threads must be None or a positive int, got {n_threads!r}.")
 
 
+def _atomic(method):
+    """Wrap ``fit``/``partial_fit`` so that any exception restores the estimator.
+
+    On an error or a ``KeyboardInterrupt`` the instance's attributes, and the
+    weights of any torch module among them, are put back as they were before
+    the call: a new estimator stays unfitted, a fitted one stays as it was.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        before = dict(self.__dict__)
+        weights = {key: {n: t.detach().clone() for n, t in value.state_dict().items()}
+                   for key, value in before.items() if isinstance(value, torch.nn.Module)}
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            for key, state in weights.items():
+                before[key].load_state_dict(state)
+            raise
+
+    return wrapper
+
+
 class VersionedStateMixin:
-    """Portable pickles: versions recorded, networks stored as plain weights.
+    """Portable pickles, atomic fits: the shared base of every skhop estimator.
+
+    ``fit`` and ``partial_fit`` of a subclass are atomic: if they raise
+    (including ``KeyboardInterrupt``), the estimator is left exactly as it was
+    before the call.
 
     Every fitted ``torch.nn.Module`` attribute built from a
     :class:`skhop.nn._rebuild.Rebuildable` class is stored as its class path,
@@ -82,6 +114,15 @@ class VersionedStateMixin:
     file) holds no torch objects and loads on any machine. The skhop and
     torch versions are recorded; loading under other versions warns.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in ("fit", "partial_fit"):
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "_skhop_atomic", False):
+                wrapped = _atomic(method)
+                wrapped._skhop_atomic = True
+                setattr(cls, name, wrapped)
 
     def __getstate__(self):
         from . import __version__
@@ -115,3 +156,47 @@ class VersionedStateMixin:
             super().__setstate__(state)
         else:
             self.__dict__.update(state)
+
+
+_NAMED = re.compile(r"\b(X|y|sample_weight)\b|`(X|y|sample_weight)`")
+
+
+def validate_data(estimator, /, X="no_validation", y="no_validation", **check_params):
+    """:func:`sklearn.utils.validation.validate_data`, with errors that name the argument.
+
+    sklearn's messages for empty, zero-feature, complex or non-numeric input
+    describe the array but not which argument it was; this prefixes them
+    with ``X:`` or ``y:``. Everything else is sklearn's behaviour unchanged.
+    """
+    from sklearn.utils.validation import validate_data as _validate_data
+
+    try:
+        return _validate_data(estimator, X, y, **check_params)
+    except (ValueError, TypeError) as exc:
+        message = str(exc)
+        if _NAMED.search(message) or type(exc).__name__ == "InvalidParameterError":
+            raise
+        name = "X" if _is_unset(y) or _fails_alone(X, check_params) else "y"
+        kind = ValueError if isinstance(exc, ValueError) else TypeError
+        raise kind(f"{name}: {message}") from exc
+
+
+def _is_unset(y):
+    return y is None or (isinstance(y, str) and y == "no_validation")
+
+
+def _fails_alone(X, check_params):
+    """Whether ``X`` on its own fails sklearn's array checks."""
+    import inspect
+
+    from sklearn.utils.validation import check_array
+
+    if isinstance(X, str) and X == "no_validation":
+        return False
+    allowed = inspect.signature(check_array).parameters
+    params = {k: v for k, v in check_params.items() if k in allowed}
+    try:
+        check_array(X, **params)
+    except (ValueError, TypeError):
+        return True
+    return False

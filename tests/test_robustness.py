@@ -1,0 +1,314 @@
+"""Bad input, determinism, interruption and bounded memory, across all estimators.
+
+Bad input of every kind must raise ``ValueError`` or ``TypeError`` with a
+message that names the argument (never an ``AssertionError``, ``IndexError``
+or a torch error), and no call may change the caller's arrays.
+"""
+
+import copy
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from estimator_specs import available, fitted, outputs
+
+SPECS = available()
+FLAT = [s for s in SPECS if not s.bags]
+BAGGED = [s for s in SPECS if s.bags]
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def _table(rows=30, features=4, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(rows, features))
+    y = np.arange(rows) % 2
+    return X, y
+
+
+def _with(X, value, frac=0.1, seed=1):
+    X = X.astype(float).copy()
+    X[np.random.default_rng(seed).random(X.shape) < frac] = value
+    X[0, 0] = value
+    return X
+
+
+def _fit(spec, est, X, y=None, **kw):
+    return est.fit(X, y, **kw) if spec.supervised else est.fit(X, **kw)
+
+
+def _flat_cases(spec):
+    X, y = _table()
+    est = spec.make()
+    params = est.get_params()
+    cases = [
+        ("inf in X", lambda e: _fit(spec, e, _with(X, np.inf), y), r"\bX\b.*infinity"),
+        ("empty X", lambda e: _fit(spec, e, X[:0], y[:0]), r"X: .*0 sample"),
+        ("zero features", lambda e: _fit(spec, e, X[:, :0], y), r"X: .*0 feature"),
+        ("complex X", lambda e: _fit(spec, e, X + 1j, y), r"X: .*[Cc]omplex"),
+        ("string X", lambda e: _fit(spec, e, np.full(X.shape, "a", dtype=object), y),
+         r"X: .*string"),
+        ("sparse X", lambda e: _fit(spec, e, sp.csr_matrix(X), y), r"[Ss]parse .*\bX\b"),
+        ("3-D X", lambda e: _fit(spec, e, X[:, :, None], y), r"X: .*dim 3"),
+        ("unknown device", lambda e: _fit(spec, e.set_params(device="tpu"), X, y), "device"),
+        ("bad n_threads", lambda e: _fit(spec, e.set_params(n_threads=0), X, y), "n_threads"),
+        ("wrong width at predict",
+         lambda e: getattr(_fit(spec, e, X, y), spec.outputs[0])(X[:, :3]), r"\bX\b.*features"),
+        ("inf at predict",
+         lambda e: getattr(_fit(spec, e, X, y), spec.outputs[0])(_with(X, np.inf)),
+         r"\bX\b.*infinity"),
+    ]
+    if not spec.nan_in_fit:
+        cases.append(("NaN in X", lambda e: _fit(spec, e, _with(X, np.nan), y), r"\bX\b.*NaN"))
+    if not spec.nan_in_query:
+        cases.append(("NaN at predict",
+                      lambda e: getattr(_fit(spec, e, X, y), spec.outputs[0])(_with(X, np.nan)),
+                      r"\bX\b.*NaN"))
+    if "beta" in params:
+        cases.append(("negative beta", lambda e: _fit(spec, e.set_params(beta=-1.0), X, y),
+                      "beta"))
+    if "max_iter" in params:
+        cases.append(("zero max_iter", lambda e: _fit(spec, e.set_params(max_iter=0), X, y),
+                      "max_iter"))
+    if "similarity" in params:
+        cases.append(("unknown similarity",
+                      lambda e: _fit(spec, e.set_params(similarity="manhattan"), X, y),
+                      "similarity"))
+    if spec.supervised:
+        ones = np.ones(len(X))
+        cases += [
+            ("X/y lengths differ", lambda e: e.fit(X, y[:-1]), "inconsistent numbers"),
+            ("single class", lambda e: e.fit(X, np.zeros(len(X))), "class"),
+            ("single sample", lambda e: e.fit(X[:1], y[:1]), "class|sample"),
+            ("NaN in y", lambda e: e.fit(X, np.where(y > 0, np.nan, 0.0)), r"\by\b.*NaN"),
+            ("sample_weight length", lambda e: e.fit(X, y, sample_weight=ones[:3]),
+             "sample_weight"),
+            ("negative sample_weight", lambda e: e.fit(X, y, sample_weight=-ones),
+             "sample_weight"),
+            ("all-zero sample_weight", lambda e: e.fit(X, y, sample_weight=0 * ones),
+             "[Ss]ample weights"),
+        ]
+    return [pytest.param(spec, fn, match, id=f"{spec.name}-{name}")
+            for name, fn, match in cases]
+
+
+def _bag_cases(spec):
+    from skhop.datasets import make_mil_bags
+
+    bags, y = make_mil_bags(n_bags=20, n_features=4, random_state=0)[:2]
+
+    def replace(i, bag):
+        out = list(bags)
+        out[i] = bag
+        return out
+
+    cases = [
+        ("empty bag", lambda e: e.fit(replace(3, np.zeros((0, 4))), y), r"bag 3"),
+        ("different widths", lambda e: e.fit(replace(2, np.zeros((3, 5))), y), r"bag 2"),
+        ("1-D bag", lambda e: e.fit(replace(1, np.zeros(4)), y), r"bag 1"),
+        ("NaN in a bag", lambda e: e.fit(replace(4, _with(bags[4], np.nan)), y), "NaN"),
+        ("inf in a bag", lambda e: e.fit(replace(4, _with(bags[4], np.inf)), y), "infinity"),
+        ("string bag", lambda e: e.fit(replace(0, np.full((2, 4), "a", dtype=object)), y),
+         "bag 0"),
+        ("complex bag", lambda e: e.fit(replace(0, bags[0] + 1j), y), "bag 0"),
+        ("labels != bags", lambda e: e.fit(bags, y[:-1]), r"\by\b|labels|bags"),
+        ("non-sequence X", lambda e: e.fit(42, y), r"\bX\b"),
+        ("single class", lambda e: e.fit(bags, np.zeros(len(bags))), "class"),
+        ("no bags", lambda e: e.fit([], []), r"\bX\b|bag"),
+        ("sparse bag", lambda e: e.fit(replace(0, sp.csr_matrix(bags[0])), y),
+         r"[Ss]parse|bag 0"),
+        ("wrong width at predict",
+         lambda e: e.fit(bags, y).predict([b[:, :3] for b in bags]), "features"),
+        ("unknown device", lambda e: e.set_params(device="tpu").fit(bags, y), "device"),
+        ("negative sample_weight",
+         lambda e: e.fit(bags, y, sample_weight=-np.ones(len(bags))), "sample_weight"),
+    ]
+    return [pytest.param(spec, fn, match, id=f"{spec.name}-{name}")
+            for name, fn, match in cases]
+
+
+BAD = [case for spec in FLAT for case in _flat_cases(spec)]
+BAD += [case for spec in BAGGED for case in _bag_cases(spec)]
+
+
+@pytest.mark.parametrize("spec, call, match", BAD)
+def test_bad_input_raises_a_clear_error(spec, call, match):
+    with pytest.raises((ValueError, TypeError), match=match) as info:
+        call(spec.make())
+    # never an assertion, index or torch error in disguise
+    assert type(info.value).__module__.split(".")[0] not in ("torch",)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
+def test_callers_arrays_are_not_mutated(spec):
+    args, query = spec.data()
+    before = copy.deepcopy((args, query))
+    est = spec.make().fit(*args)
+    outputs(est, spec, query)
+    for a, b in zip(_leaves((args, query)), _leaves(before), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def _leaves(obj):
+    if isinstance(obj, (list, tuple)):
+        for item in obj:
+            yield from _leaves(item)
+    else:
+        yield np.asarray(obj)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
+def test_refit_is_bit_identical_and_global_rng_untouched(spec):
+    np.random.seed(123)
+    torch.manual_seed(123)
+    np_state, torch_state = np.random.get_state(), torch.get_rng_state()
+    a, query = fitted(spec)
+    b, _ = fitted(spec)
+    for x, y in zip(outputs(a, spec, query), outputs(b, spec, query), strict=True):
+        np.testing.assert_array_equal(x, y)
+    after = np.random.get_state()
+    assert after[0] == np_state[0] and np.array_equal(after[1], np_state[1])
+    assert after[2:] == np_state[2:]
+    assert torch.equal(torch.get_rng_state(), torch_state)
+
+
+def _digest(spec):
+    est, query = fitted(spec)
+    h = hashlib.sha256()
+    for out in outputs(est, spec, query):
+        h.update(np.ascontiguousarray(out).tobytes())
+    return h.hexdigest()
+
+
+def test_predictions_are_identical_across_processes():
+    here = {s.name: _digest(s) for s in SPECS}
+    script = textwrap.dedent(f"""
+        import sys, warnings
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        warnings.simplefilter("ignore")
+        import test_robustness as t
+        for s in t.SPECS:
+            print(s.name, t._digest(s))
+    """)
+    env = dict(os.environ, PYTHONHASHSEED="7")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, cwd=ROOT, check=True, timeout=300).stdout
+    there = dict(line.split() for line in out.strip().splitlines())
+    assert there == here
+
+
+class _Interrupt:
+    """Replace ``Tensor.backward`` so the n-th call raises KeyboardInterrupt."""
+
+    def __init__(self, monkeypatch, after):
+        self.calls, self.after = 0, after
+        original = torch.Tensor.backward
+
+        def backward(tensor, *args, **kwargs):
+            self.calls += 1
+            if self.calls > self.after:
+                raise KeyboardInterrupt
+            return original(tensor, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, "backward", backward)
+
+
+TRAINED = [s for s in SPECS if "max_iter" in s.make().get_params() and s.supervised]
+
+
+@pytest.mark.parametrize("spec", TRAINED, ids=[s.name for s in TRAINED])
+def test_keyboard_interrupt_leaves_a_new_estimator_unfitted(spec, monkeypatch):
+    from sklearn.exceptions import NotFittedError
+
+    args, query = spec.data()
+    est = spec.make()
+    _Interrupt(monkeypatch, after=3)
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(*args)
+    assert not [k for k in vars(est) if k.endswith("_") and not k.startswith("_")]
+    with pytest.raises(NotFittedError):
+        getattr(est, spec.outputs[0])(query)
+
+
+@pytest.mark.parametrize("spec", TRAINED, ids=[s.name for s in TRAINED])
+def test_keyboard_interrupt_leaves_a_fitted_estimator_as_it_was(spec, monkeypatch):
+    args, query = spec.data()
+    est = spec.make().fit(*args)
+    before = outputs(est, spec, query)
+    params = {"warm_start": True} if "warm_start" in est.get_params() else {}
+    est.set_params(**params)
+    _Interrupt(monkeypatch, after=3)
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(*args)
+    monkeypatch.undo()
+    for x, y in zip(outputs(est, spec, query), before, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+# -- bounded memory (slow) -------------------------------------------------------
+
+_PEAK = textwrap.dedent("""
+    import resource, sys, warnings
+    import numpy as np, torch
+    warnings.simplefilter("ignore")
+    torch.set_num_threads(1)
+
+    def rss_mb():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    {setup}
+    base = rss_mb()
+    {work}
+    print(rss_mb() - base)
+""")
+
+
+def _extra_peak_mb(setup, work):
+    code = _PEAK.format(setup=textwrap.indent(textwrap.dedent(setup), "").strip(),
+                        work=textwrap.dedent(work).strip())
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True, timeout=600).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+# The documented bounds (doc/user_guide: scale-out): extra peak memory beyond the
+# inputs and outputs themselves.
+RETRIEVAL_BOUND_MB = 256
+PREDICT_BOUND_MB = 256
+
+
+@pytest.mark.slow
+def test_retrieval_against_a_million_memories_has_bounded_peak():
+    setup = """
+    from skhop.nn.functional import hopfield_retrieve
+    g = torch.Generator().manual_seed(0)
+    memory = torch.randn(1_000_000, 64, generator=g)
+    query = torch.randn(1000, 64, generator=g)
+    out = torch.empty(1000, 64)
+    """
+    work = "out = hopfield_retrieve(query, memory, beta=0.1)"
+    # memory itself is 256 MB; the (1000 x 1e6) score matrix would be 4 GB
+    assert _extra_peak_mb(setup, work) < RETRIEVAL_BOUND_MB
+
+
+@pytest.mark.slow
+def test_prediction_on_a_million_rows_has_bounded_peak():
+    setup = """
+    from sklearn.datasets import make_classification
+    from skhop import HopfieldClassifier
+    X, y = make_classification(n_samples=500, n_features=20, random_state=0)
+    clf = HopfieldClassifier(max_iter=5, random_state=0).fit(X, y)
+    big = np.random.default_rng(0).normal(size=(1_000_000, 20))
+    proba = np.empty((1_000_000, 2))
+    """
+    work = "proba = clf.predict_proba(big)"
+    # the input is 160 MB; the output 16 MB
+    assert _extra_peak_mb(setup, work) < PREDICT_BOUND_MB
