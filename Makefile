@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # CPU build; elsewhere install the torch you want first, or override this.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test docs lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,18 @@ test: $(VENV)/.installed
 	$(PY) -m ruff check .
 	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q
 
+# The documentation: API reference, user guide and the example gallery
+# (the gallery scripts run during the build). Warnings are errors.
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[test,docs]"
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m sphinx -W --keep-going -b html doc doc/_build/html
+
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
 clean:
-	rm -rf $(VENV) build *.egg-info doc/_build doc/auto_examples
+	rm -rf $(VENV) build *.egg-info doc/_build doc/auto_examples doc/generated
