@@ -1,0 +1,738 @@
+"""KernelHopfieldRetriever: associative memory in a learned kernel space.
+
+Stage I (optional) fits a linear feature map ``Phi`` that separates the
+stored patterns (U-Hop, U-Hop+; see :mod:`skhop._kernel`); Stage II retrieves
+with the modern Hopfield update, comparing ``Phi(query)`` with
+``Phi(memory)`` and reading out the stored patterns in input space.
+"""
+
+import math
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._base import (
+    VersionedStateMixin,
+    check_n_threads,
+    resolve_device,
+    seed_from,
+    seeded,
+    torch_threads,
+)
+from ._kernel import SEPARATION_LOSSES, auto_beta, fit_feature_map, min_separation
+from .nn._separation import CHUNKABLE, SEPARATIONS, stable_topk
+from .nn.functional import AUTO_CHUNK_ELEMENTS, hopfield_energy, hopfield_retrieve
+
+__all__ = ["KernelHopfieldRetriever"]
+
+# index="auto" uses the approximate index from this many stored patterns on
+AUTO_APPROXIMATE_MIN = 200_000
+
+
+def _import_faiss():
+    try:
+        import faiss
+    except ImportError:
+        raise ImportError(
+            "index='approximate' needs faiss; install it with `pip install skhop[faiss]` "
+            "(or `pip install faiss-cpu`)."
+        ) from None
+    return faiss
+
+
+class KernelHopfieldRetriever(VersionedStateMixin, ClassNamePrefixFeaturesOutMixin,
+                              TransformerMixin, BaseEstimator):
+    """Associative memory: retrieve stored patterns from corrupted or partial queries.
+
+    ``fit(X)`` stores the rows of ``X``; ``transform(Q)`` runs the modern
+    Hopfield update ``x_new = X^T sep(beta * sim(Phi(X), Phi(q)))`` and returns
+    the retrieved patterns in input space. ``Phi`` is a linear feature map:
+    the identity by default, or one fitted by Stage I so that the stored
+    patterns are well separated in feature space (U-Hop, U-Hop+). NaN entries
+    of a query mark unobserved entries: the query is compared on its
+    observed entries only.
+
+    Parameters
+    ----------
+    feature_dim : int or None, default=None
+        Dimension of the feature space; ``None`` means the input dimension.
+        A smaller value makes retrieval cheaper.
+    separation_loss : {"lse", "uniformity", "min_sep"} or None, default=None
+        Stage I loss on the pairwise cosines of the stored features:
+        ``"lse"`` (U-Hop+, a temperature-``tau`` smooth maximum),
+        ``"uniformity"`` (U-Hop, averaged per pattern), ``"min_sep"`` (the
+        hard maximum). ``None`` skips Stage I: ``Phi`` is the identity when
+        ``feature_dim`` is the input dimension, else the projection on the
+        memories' top principal directions.
+    tau : float, default=0.1
+        Temperature of the ``"lse"`` and ``"uniformity"`` losses.
+    max_iter : int, default=100
+        Stage I epochs.
+    learning_rate : float, default=0.01
+        Stage I AdamW learning rate.
+    similarity : {"cosine", "dot"}, default="cosine"
+        Similarity of the features of query and memory.
+    separation : {"softmax", "softmax1", "sparsemax", "entmax15", "topk"}, \
+default="softmax"
+        Separation function of the Hopfield update (see :func:`skhop.nn.separate`).
+    top_k : int or None, default=None
+        Number of memories kept by ``separation="topk"`` (required there).
+    beta : float or "auto", default="auto"
+        Inverse temperature. ``"auto"`` takes the rule of
+        :func:`skhop._kernel.auto_beta`: large enough that every stored
+        pattern keeps all but 0.1% of the attention on itself, computed from
+        the smallest margin between a stored pattern and its nearest rival.
+    n_steps : int, default=1
+        Number of Hopfield updates (the last one is the read-out).
+    index : {"auto", "exact", "approximate"}, default="auto"
+        ``"exact"`` streams the whole memory through the update in chunks.
+        ``"approximate"`` finds ``n_candidates`` candidate memories per query
+        with a faiss inverted-file index (inner product on the features) and
+        runs the update over the candidates only. ``"auto"`` is
+        ``"approximate"`` from 200,000 stored patterns on when faiss is
+        installed, ``"exact"`` otherwise.
+    n_candidates : int, default=32
+        Candidates per query of the approximate index.
+    n_lists : int or "auto", default="auto"
+        Inverted lists of the approximate index; ``"auto"`` is
+        ``4 * sqrt(n_memories)`` (at most ``n_memories / 39``).
+    n_probe : int, default=32
+        Lists the approximate index visits per query.
+    chunk_size : int or None, default=None
+        Memories per chunk of the exact streamed update (bounded memory);
+        ``None`` chooses from the query count.
+    device : {"cpu", "cuda", "auto"} or torch.device, default="cpu"
+        Where to compute; fitted values stay on the CPU.
+    n_threads : int or None, default=1
+        Torch (and faiss) threads while fitting and retrieving; ``None``
+        leaves the libraries' settings alone.
+    verbose : int, default=0
+        Print one line per Stage I epoch when > 0.
+    random_state : int, RandomState instance or None, default=None
+        Seeds Stage I's initialisation and batches and the sampling of the
+        approximate index's training rows. Global RNGs are left untouched.
+
+    Attributes
+    ----------
+    memories_ : ndarray of shape (n_memories, n_features), dtype float32
+        The stored patterns.
+    feature_map_ : torch.nn.Module
+        The feature map ``Phi`` (a linear map on the CPU, in eval mode).
+    beta_ : float
+        The inverse temperature used in feature space.
+    separation_loss_curve_ : list of float
+        Stage I loss per epoch (empty without Stage I).
+    n_iter_ : int
+        Stage I epochs run.
+    min_separation_ : float
+        Smallest pairwise angle (radians) between the normalised stored
+        features: the spherical-code figure; larger is better separated.
+        Exact up to 4,096 memories, estimated from 4,096 sampled anchors
+        beyond (the true value can only be smaller).
+    index_ : str
+        ``"exact"`` or ``"approximate"``, as resolved from ``index``.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen in ``fit``, when they are all strings.
+
+    See Also
+    --------
+    sklearn.neighbors.NearestNeighbors : Hard nearest-neighbour search.
+    skhop.HopfieldImputer : Fills NaN entries from stored rows.
+
+    Notes
+    -----
+    Partial queries: a row with NaN entries is compared with the memories on
+    its observed entries only, in *input* space (masked similarity of
+    :func:`skhop.nn.functional.hopfield_retrieve`), with ``beta`` from the
+    same rule applied to the raw memories when ``beta="auto"``; such rows
+    always use the exact streamed update. A linear ``Phi`` of a partial
+    query is not defined, and filling the gaps before mapping biases the
+    comparison towards memories that resemble the filling. ``transform``
+    returns the whole retrieved pattern (observed entries included); to keep
+    the observed entries and fill only the gaps use
+    :class:`skhop.HopfieldImputer`.
+
+    With ``"cosine"`` the features are normalised once in ``fit``, so one
+    exact update costs two matrix products and one exponential per
+    (query, memory) pair, streamed with an online log-sum-exp.
+
+    References
+    ----------
+    .. [1] Wu, Hu, Hsiao, Liu. "Uniform Memory Retrieval with Larger Capacity
+       for Modern Hopfield Models." ICML 2024, arXiv:2404.03827.
+    .. [2] Hu, Wu, Liu. "Provably Optimal Memory Capacity for Modern Hopfield
+       Models." NeurIPS 2024, arXiv:2410.23126.
+    .. [3] Ramsauer et al. "Hopfield Networks is All You Need." ICLR 2021.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skhop import KernelHopfieldRetriever
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.randn(100, 20)
+    >>> Q = X[:5].copy()
+    >>> Q[:, :10] = np.nan  # half of each query unknown
+    >>> ret = KernelHopfieldRetriever().fit(X)
+    >>> ret.kneighbors(Q, return_distance=False).ravel()
+    array([0, 1, 2, 3, 4])
+    >>> ret.score(Q, [0, 1, 2, 3, 4])  # each retrieval nearest to its source
+    1.0
+    """
+
+    _parameter_constraints: dict = {
+        "feature_dim": [Interval(Integral, 1, None, closed="left"), None],
+        "separation_loss": [StrOptions(set(SEPARATION_LOSSES)), None],
+        "tau": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "similarity": [StrOptions({"cosine", "dot"})],
+        "separation": [StrOptions(set(SEPARATIONS))],
+        "top_k": [Interval(Integral, 1, None, closed="left"), None],
+        "beta": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        "n_steps": [Interval(Integral, 1, None, closed="left")],
+        "index": [StrOptions({"auto", "exact", "approximate"})],
+        "n_candidates": [Interval(Integral, 1, None, closed="left")],
+        "n_lists": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "n_probe": [Interval(Integral, 1, None, closed="left")],
+        "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
+        "device": "no_validation",
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "verbose": ["verbose"],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        *,
+        feature_dim=None,
+        separation_loss=None,
+        tau=0.1,
+        max_iter=100,
+        learning_rate=0.01,
+        similarity="cosine",
+        separation="softmax",
+        top_k=None,
+        beta="auto",
+        n_steps=1,
+        index="auto",
+        n_candidates=32,
+        n_lists="auto",
+        n_probe=32,
+        chunk_size=None,
+        device="cpu",
+        n_threads=1,
+        verbose=0,
+        random_state=None,
+    ):
+        self.feature_dim = feature_dim
+        self.separation_loss = separation_loss
+        self.tau = tau
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.similarity = similarity
+        self.separation = separation
+        self.top_k = top_k
+        self.beta = beta
+        self.n_steps = n_steps
+        self.index = index
+        self.n_candidates = n_candidates
+        self.n_lists = n_lists
+        self.n_probe = n_probe
+        self.chunk_size = chunk_size
+        self.device = device
+        self.n_threads = n_threads
+        self.verbose = verbose
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # in queries; stored patterns must be finite
+        tags.non_deterministic = False
+        return tags
+
+    @property
+    def _n_features_out(self):
+        # output names are retriever0, retriever1, ...: one per input feature
+        return self.memories_.shape[1]
+
+    # ------------------------------------------------------------------ helpers
+
+    def _check_settings(self):
+        check_n_threads(self.n_threads)
+        if self.separation == "topk" and self.top_k is None:
+            raise ValueError("separation='topk' needs top_k (the number of memories kept).")
+        if self.chunk_size is not None and self.separation not in CHUNKABLE:
+            raise ValueError(f"chunk_size is supported for separations {CHUNKABLE}, not "
+                             f"{self.separation!r}; leave chunk_size=None.")
+        return resolve_device(self.device)
+
+    def _validate_memories(self, X, reset):
+        X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float64],
+                          ensure_all_finite=False)
+        if not np.isfinite(X).all():
+            raise ValueError("X (the patterns to store) contains NaN or infinity; stored "
+                             "patterns must be complete (NaN is allowed in queries only).")
+        return np.array(X, dtype=np.float32, order="C")
+
+    def _validate_queries(self, Q):
+        Q = validate_data(self, Q, reset=False, dtype=[np.float32, np.float64],
+                          ensure_all_finite="allow-nan")
+        if np.isinf(Q).any():
+            raise ValueError("Q contains infinity; use NaN to mark unobserved entries.")
+        return Q
+
+    def _resolve_index(self, n_memories):
+        if self.index != "auto":
+            if self.index == "approximate":
+                _import_faiss()
+            return self.index
+        if n_memories >= AUTO_APPROXIMATE_MIN:
+            try:
+                _import_faiss()
+            except ImportError:
+                return "exact"
+            return "approximate"
+        return "exact"
+
+    def _keys_from(self, X, fmap, identity):
+        """Stored features, normalised for cosine (numpy float32, M x k)."""
+        if identity:
+            keys = X
+        else:
+            w = fmap.weight.detach().cpu().numpy()
+            keys = X @ w.T
+        if self.similarity == "cosine":
+            keys = keys / np.maximum(np.linalg.norm(keys, axis=1, keepdims=True), 1e-12)
+        return np.ascontiguousarray(keys, dtype=np.float32)
+
+    def _stats(self, X_t, keys_t, identity):
+        """beta in feature space, beta for partial queries (input space), min separation."""
+        if self.beta == "auto":
+            beta = auto_beta(keys_t, self.similarity)
+            beta_in = beta if identity else auto_beta(X_t, self.similarity)
+        else:
+            beta = beta_in = float(self.beta)
+        return beta, beta_in, min_separation(keys_t)
+
+    def _build_ann(self, keys, seed):
+        faiss = _import_faiss()
+        M, k = keys.shape
+        if self.n_lists == "auto":
+            n_lists = int(4 * math.sqrt(M))
+        else:
+            n_lists = self.n_lists
+        n_lists = int(max(1, min(n_lists, M // 39 if M >= 39 else 1)))
+        quantizer = faiss.IndexFlatIP(k)
+        ann = faiss.IndexIVFFlat(quantizer, k, n_lists, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.RandomState(seed)
+        n_train = min(M, 64 * n_lists)
+        sample = keys if n_train == M else keys[np.sort(rng.choice(M, n_train, replace=False))]
+        ann.cp.seed = int(seed % (2**31 - 1))
+        ann.train(np.ascontiguousarray(sample))
+        ann.add(keys)
+        return ann
+
+    def _faiss_threads(self):
+        faiss = _import_faiss()
+        old = faiss.omp_get_max_threads()
+
+        class _Ctx:
+            def __enter__(ctx):
+                if self.n_threads is not None:
+                    faiss.omp_set_num_threads(self.n_threads)
+
+            def __exit__(ctx, *exc):
+                if self.n_threads is not None:
+                    faiss.omp_set_num_threads(old)
+
+        return _Ctx()
+
+    def _ann_index(self):
+        ann = self.__dict__.get("_ann")
+        if ann is None and self._ann_bytes_ is not None:
+            faiss = _import_faiss()
+            ann = faiss.deserialize_index(self._ann_bytes_)
+            self.__dict__["_ann"] = ann
+        return ann
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        ann = state.pop("_ann", None)
+        if ann is not None and state.get("_ann_bytes_") is None:
+            faiss = _import_faiss()
+            state["_ann_bytes_"] = faiss.serialize_index(ann)
+        return state
+
+    # ------------------------------------------------------------------ fit
+
+    def _store(self, X, fmap, identity, curve, n_iter, device):
+        seed = seed_from(self.random_state)
+        keys = self._keys_from(X, fmap, identity)
+        with torch.no_grad(), seeded(seed, device):
+            X_t = torch.from_numpy(X).to(device)
+            k_t = torch.from_numpy(keys).to(device)
+            beta, beta_in, min_sep = self._stats(X_t, k_t, identity)
+        index = self._resolve_index(X.shape[0])
+        ann = self._build_ann(keys, seed) if index == "approximate" else None
+        # fitted attributes, all at once
+        self.memories_ = X
+        self.feature_map_ = fmap
+        self.separation_loss_curve_ = curve
+        self.n_iter_ = n_iter
+        self.beta_ = float(beta)
+        self._beta_partial_ = float(beta_in)
+        self.min_separation_ = float(min_sep)
+        self.index_ = index
+        self._identity_ = identity
+        self._keys_ = keys
+        self._ann_bytes_ = None
+        self.__dict__.pop("_ann", None)
+        if ann is not None:
+            self.__dict__["_ann"] = ann
+        return self
+
+    def _fit_new(self, X):
+        device = self._check_settings()
+        if self.separation == "topk" and self.index == "approximate" \
+                and self.top_k > self.n_candidates:
+            raise ValueError(f"top_k={self.top_k} exceeds n_candidates={self.n_candidates}.")
+        identity = self.separation_loss is None and self.feature_dim in (None, X.shape[1])
+        seed = seed_from(self.random_state)
+        with torch_threads(self.n_threads), seeded(seed, device):
+            X_t = torch.from_numpy(X).to(device)
+            fmap, curve = fit_feature_map(
+                X_t, feature_dim=self.feature_dim, separation_loss=self.separation_loss,
+                tau=self.tau, max_iter=self.max_iter, learning_rate=self.learning_rate,
+                verbose=self.verbose,
+            )
+        fmap = fmap.cpu()
+        with torch_threads(self.n_threads):
+            return self._store(X, fmap, identity, curve, len(curve), device)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Store the rows of ``X`` and run Stage I.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_memories, n_features)
+            Patterns to store (finite).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : KernelHopfieldRetriever
+            The fitted retriever.
+        """
+        X = self._validate_memories(X, reset=True)
+        return self._fit_new(X)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Add the rows of ``X`` to the stored patterns.
+
+        The first call fits (Stage I included); later calls keep the feature
+        map, append the patterns and recompute ``beta_`` (when ``"auto"``),
+        ``min_separation_`` and the approximate index.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_new, n_features)
+            Patterns to add (finite).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : KernelHopfieldRetriever
+            The updated retriever.
+        """
+        first = not hasattr(self, "memories_")
+        X = self._validate_memories(X, reset=first)
+        if first:
+            return self._fit_new(X)
+        device = self._check_settings()
+        X_all = np.concatenate([self.memories_, X], axis=0)
+        with torch_threads(self.n_threads):
+            return self._store(X_all, self.feature_map_, self._identity_,
+                               self.separation_loss_curve_,
+                               self.n_iter_, device)
+
+    # ------------------------------------------------------------------ retrieval
+
+    def _query_features(self, Q_t, device):
+        if self._identity_:
+            f = Q_t
+        else:
+            f = Q_t @ self.feature_map_.weight.detach().to(device).mT
+        if self.similarity == "cosine":
+            f = f / f.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        return f
+
+    def _core_kwargs(self):
+        # keys (and query features) are normalised already: one cosine step is a dot step
+        sim = "cosine" if (self.similarity == "cosine" and self.n_steps > 1) else "dot"
+        return dict(similarity=sim, separation=self.separation, n_steps=self.n_steps,
+                    top_k=self.top_k)
+
+    def _exact(self, F, keys, values, beta, sim_kwargs, query_mask=None):
+        """Exact update, memory streamed by the core; query blocks for dense separations."""
+        if self.separation in CHUNKABLE:
+            return hopfield_retrieve(F, keys, values, beta=beta, query_mask=query_mask,
+                                     chunk_size=self.chunk_size, **sim_kwargs)
+        M = keys.shape[0]
+        step = max(1, AUTO_CHUNK_ELEMENTS // max(M, 1))
+        outs = []
+        for s in range(0, F.shape[0], step):
+            qm = query_mask if not isinstance(query_mask, torch.Tensor) \
+                else query_mask[s:s + step]
+            outs.append(hopfield_retrieve(F[s:s + step], keys, values, beta=beta,
+                                          query_mask=qm, **sim_kwargs))
+        return torch.cat(outs) if outs else F.new_zeros((0, values.shape[1]))
+
+    def _candidates(self, F, n):
+        ann = self._ann_index()
+        ann.nprobe = min(self.n_probe, ann.nlist)
+        with self._faiss_threads():
+            _, idx = ann.search(np.ascontiguousarray(F.cpu().numpy(), dtype=np.float32), n)
+        return torch.from_numpy(idx).to(F.device)
+
+    def _approximate(self, F, keys, values, beta, sim_kwargs):
+        n = min(max(self.n_candidates, self.top_k or 1), keys.shape[0])
+        idx = self._candidates(F, n)
+        missing = idx < 0
+        idx = idx.clamp_min(0)
+        outs = []
+        step = max(1, AUTO_CHUNK_ELEMENTS // (n * (keys.shape[1] + values.shape[1])))
+        for s in range(0, F.shape[0], step):
+            i = idx[s:s + step]
+            kwargs = dict(sim_kwargs)
+            if self.separation == "topk":
+                kwargs["top_k"] = min(self.top_k, n)
+            out = hopfield_retrieve(F[s:s + step, None, :], keys[i], values[i], beta=beta,
+                                    mask=missing[s:s + step, None, :], **kwargs)
+            outs.append(out[:, 0, :])
+        return torch.cat(outs) if outs else F.new_zeros((0, values.shape[1]))
+
+    def _retrieve(self, Q):
+        """Retrieved patterns (float32 tensor on the CPU) for validated queries ``Q``."""
+        device = resolve_device(self.device)
+        partial = np.isnan(Q).any(axis=1)
+        out = torch.empty((Q.shape[0], self.memories_.shape[1]), dtype=torch.float32)
+        with torch.no_grad():
+            values = torch.from_numpy(self.memories_).to(device)
+            full = np.flatnonzero(~partial)
+            if full.size:
+                Q_t = torch.from_numpy(np.asarray(Q[full], dtype=np.float32)).to(device)
+                F = self._query_features(Q_t, device)
+                keys = torch.from_numpy(self._keys_).to(device)
+                if self.index_ == "approximate":
+                    res = self._approximate(F, keys, values, self.beta_, self._core_kwargs())
+                else:
+                    res = self._exact(F, keys, values, self.beta_, self._core_kwargs())
+                out[torch.from_numpy(full)] = res.cpu()
+            part = np.flatnonzero(partial)
+            if part.size:
+                Q_t = torch.from_numpy(np.asarray(Q[part], dtype=np.float32)).to(device)
+                kwargs = dict(similarity=self.similarity, separation=self.separation,
+                              n_steps=self.n_steps, top_k=self.top_k)
+                res = self._exact(Q_t, values, values, self._beta_partial_, kwargs,
+                                  query_mask="nan")
+                out[torch.from_numpy(part)] = res.cpu()
+        return out
+
+    def transform(self, X):
+        """Retrieve a stored pattern (or a mix of them) for each query.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Queries; NaN marks unobserved entries.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_queries, n_features)
+            The retrieved patterns in input space, in the queries' float dtype.
+        """
+        check_is_fitted(self)
+        Q = self._validate_queries(X)
+        with torch_threads(self.n_threads):
+            out = self._retrieve(Q)
+        return out.numpy().astype(Q.dtype, copy=False)
+
+    def _topk_scores(self, S_fn, M, n, block):
+        best_v = best_i = None
+        for start in range(0, M, block):
+            stop = min(start + block, M)
+            v, i = stable_topk(S_fn(start, stop), min(n, stop - start))
+            i = i + start
+            if best_v is None:
+                best_v, best_i = v, i
+            else:
+                best_v, j = stable_topk(torch.cat([best_v, v], -1), n)
+                best_i = torch.cat([best_i, i], -1).gather(-1, j)
+        return best_v, best_i
+
+    def kneighbors(self, X, n_neighbors=1, return_distance=True):
+        """The stored patterns that receive the most attention.
+
+        The read-out attention is monotone in the similarity, so these are
+        the memories most similar to the final state (after ``n_steps - 1``
+        updates) in feature space; partial queries compare their observed
+        entries in input space.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Queries; NaN marks unobserved entries.
+        n_neighbors : int, default=1
+            Number of memories per query, at most ``n_memories``.
+        return_distance : bool, default=True
+            Also return the distances.
+
+        Returns
+        -------
+        neigh_dist : ndarray of shape (n_queries, n_neighbors)
+            ``1 - cosine`` (``similarity="cosine"``) or the negative dot
+            product (``"dot"``) between the final state and each memory,
+            ascending. Only when ``return_distance=True``.
+        neigh_ind : ndarray of shape (n_queries, n_neighbors)
+            Indices into ``memories_``, most attended first.
+        """
+        check_is_fitted(self)
+        M = self.memories_.shape[0]
+        if not isinstance(n_neighbors, Integral) or isinstance(n_neighbors, bool) \
+                or n_neighbors < 1:
+            raise ValueError(f"n_neighbors must be a positive int, got {n_neighbors!r}.")
+        if n_neighbors > M:
+            raise ValueError(f"n_neighbors={n_neighbors} exceeds the number of stored "
+                             f"patterns ({M}).")
+        Q = self._validate_queries(X)
+        device = resolve_device(self.device)
+        partial = np.isnan(Q).any(axis=1)
+        dist = np.empty((Q.shape[0], n_neighbors), dtype=np.float64)
+        ind = np.empty((Q.shape[0], n_neighbors), dtype=np.intp)
+        with torch_threads(self.n_threads), torch.no_grad():
+            values = torch.from_numpy(self.memories_).to(device)
+            keys = torch.from_numpy(self._keys_).to(device)
+            for rows, is_partial in ((np.flatnonzero(~partial), False),
+                                     (np.flatnonzero(partial), True)):
+                if rows.size == 0:
+                    continue
+                Q_t = torch.from_numpy(np.asarray(Q[rows], dtype=np.float32)).to(device)
+                v, i = self._neighbors(Q_t, keys, values, n_neighbors, is_partial, device)
+                dist[rows] = (1.0 - v if self.similarity == "cosine" else -v).cpu().numpy()
+                ind[rows] = i.cpu().numpy()
+        return (dist, ind) if return_distance else ind
+
+    def _neighbors(self, Q_t, keys, values, n, is_partial, device):
+        M = keys.shape[0]
+        block = self.chunk_size or max(256, AUTO_CHUNK_ELEMENTS // max(Q_t.shape[0], 1))
+        if is_partial:
+            observed = (~torch.isnan(Q_t)).to(Q_t.dtype)
+            Q0 = torch.nan_to_num(Q_t, nan=0.0)
+            if self.n_steps > 1:
+                kwargs = dict(similarity=self.similarity, separation=self.separation,
+                              n_steps=self.n_steps - 1, top_k=self.top_k)
+                state = self._exact(Q_t, values, values, self._beta_partial_, kwargs,
+                                    query_mask="nan")
+                F = self._query_features(state, device)
+                return self._topk_scores(lambda a, b: F @ keys[a:b].mT, M, n, block)
+            from .nn.functional import similarity_scores
+
+            return self._topk_scores(
+                lambda a, b: similarity_scores(Q0, values[a:b], self.similarity, observed),
+                M, n, block)
+        F = self._query_features(Q_t, device)
+        if self.n_steps > 1:
+            kwargs = dict(self._core_kwargs(), n_steps=self.n_steps - 1)
+            state = self._exact(F, keys, keys, self.beta_, kwargs) \
+                if self.index_ == "exact" else self._approximate(F, keys, keys, self.beta_,
+                                                                 kwargs)
+            F = state / state.norm(dim=-1, keepdim=True).clamp_min(1e-12) \
+                if self.similarity == "cosine" else state
+        if self.index_ == "approximate":
+            c = min(max(self.n_candidates, n), M)
+            idx = self._candidates(F, c)
+            s = torch.einsum("bk,bck->bc", F, keys[idx.clamp_min(0)])
+            s = s.masked_fill(idx < 0, float("-inf"))
+            v, j = stable_topk(s, n)
+            return v, idx.gather(1, j)
+        return self._topk_scores(lambda a, b: F @ keys[a:b].mT, M, n, block)
+
+    def score(self, X, y):
+        """Fraction of queries whose retrieval is nearest to the memory ``y`` names.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Queries; NaN marks unobserved entries.
+        y : array-like of shape (n_queries,)
+            Index (into ``memories_``) of the pattern each query should retrieve.
+
+        Returns
+        -------
+        score : float
+            Share of queries whose retrieved pattern is closer (Euclidean, in
+            input space) to ``memories_[y]`` than to any other stored pattern.
+        """
+        check_is_fitted(self)
+        y = np.asarray(y)
+        M = self.memories_.shape[0]
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError("y must be a 1-d array of integer memory indices.")
+        if y.size and (y.min() < 0 or y.max() >= M):
+            raise ValueError(f"y must hold indices in [0, {M}), got values in "
+                             f"[{y.min()}, {y.max()}].")
+        R = self.transform(X)
+        if R.shape[0] != y.shape[0]:
+            raise ValueError(f"X has {R.shape[0]} queries but y has {y.shape[0]} entries.")
+        with torch_threads(self.n_threads), torch.no_grad():
+            R_t = torch.from_numpy(np.asarray(R, dtype=np.float32))
+            mem = torch.from_numpy(self.memories_)
+            xx = (mem * mem).sum(1)
+            block = max(256, AUTO_CHUNK_ELEMENTS // max(R_t.shape[0], 1))
+            _, idx = self._topk_scores(lambda a, b: 2 * R_t @ mem[a:b].mT - xx[a:b], M, 1,
+                                       block)
+        return float((idx[:, 0].numpy() == y).mean())
+
+    def energy(self, X):
+        """Hopfield energy of each query in feature space.
+
+        ``E(q) = -lse(beta, K f) + 0.5 |f|^2 + log(M) / beta + 0.5 max_i |k_i|^2``
+        with ``f`` the query's features and ``K`` the stored features (both
+        normalised for ``"cosine"``); see :func:`skhop.nn.hopfield_energy`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Complete queries.
+
+        Returns
+        -------
+        energy : ndarray of shape (n_queries,)
+        """
+        check_is_fitted(self)
+        Q = self._validate_queries(X)
+        if np.isnan(Q).any():
+            raise ValueError("energy needs complete queries; X contains NaN.")
+        device = resolve_device(self.device)
+        with torch_threads(self.n_threads), torch.no_grad():
+            F = self._query_features(torch.from_numpy(np.asarray(Q, np.float32)).to(device),
+                                     device)
+            keys = torch.from_numpy(self._keys_).to(device)
+            e = hopfield_energy(F, keys, beta=self.beta_, chunk_size=self.chunk_size)
+        return e.cpu().numpy().astype(np.float64)
+

@@ -1,0 +1,322 @@
+import math
+import pickle
+import sys
+
+import numpy as np
+import pytest
+import torch
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skhop import KernelHopfieldRetriever
+from skhop._kernel import (
+    FeatureMap,
+    auto_beta,
+    fit_feature_map,
+    min_separation,
+    separation_loss_value,
+)
+from skhop.nn.functional import hopfield_retrieve
+
+STAGE_I = dict(separation_loss="lse", max_iter=30, learning_rate=0.05, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def patterns():
+    return np.random.RandomState(0).randn(60, 16)
+
+
+@pytest.fixture(scope="module")
+def correlated():
+    rng = np.random.RandomState(1)
+    return rng.randn(80, 12) * 0.3 + rng.randn(12) * 2.0
+
+
+NAN_IN_FIT = (
+    "allow_nan is tagged because NaN marks unobserved entries of queries; stored patterns "
+    "must be complete, and this check fits on data with NaN"
+)
+NO_STAGE_I = (
+    "without Stage I (separation_loss=None, the default) no iteration runs, so "
+    "n_iter_ is honestly 0"
+)
+
+
+def expected_failures(est):
+    out = {"check_estimators_pickle": NAN_IN_FIT,
+           "check_estimators_pickle(readonly_memmap=True)": NAN_IN_FIT}
+    if est.separation_loss is None:
+        out["check_transformer_n_iter"] = NO_STAGE_I
+    return out
+
+
+@parametrize_with_checks(
+    [KernelHopfieldRetriever(), KernelHopfieldRetriever(**{**STAGE_I, "max_iter": 5}),
+     KernelHopfieldRetriever(similarity="dot", separation="sparsemax", feature_dim=2)],
+    expected_failed_checks=expected_failures,
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+# ---------------------------------------------------------------- Stage I module
+
+
+def test_feature_map_is_linear_and_rebuildable():
+    fmap = FeatureMap(5, 3)
+    x = torch.randn(4, 5)
+    torch.testing.assert_close(fmap(x), x @ fmap.weight.T)
+    assert fmap._skhop_init_args == ((5, 3), {})
+
+
+def test_stage_one_lowers_its_loss_and_raises_separation(correlated):
+    X = torch.from_numpy(correlated).float()
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        phi, curve = fit_feature_map(X, feature_dim=12, separation_loss="lse", tau=0.1,
+                                     max_iter=40, learning_rate=0.05)
+    assert curve[-1] < curve[0]
+    assert min_separation(phi(X)) > min_separation(X) + 0.1
+    assert not any(p.requires_grad for p in phi.parameters())
+
+
+@pytest.mark.parametrize("loss", ["lse", "uniformity", "min_sep"])
+def test_losses_are_in_cosine_units(loss):
+    z = torch.randn(20, 6, requires_grad=True)
+    c = torch.nn.functional.normalize(z, dim=1) @ torch.nn.functional.normalize(z, dim=1).T
+    off = c[~torch.eye(20, dtype=torch.bool)]
+    value = separation_loss_value(z, loss, tau=0.05)
+    # a smooth or hard maximum of the cosines: between their mean and their max (+ slack)
+    assert off.mean() - 1e-5 <= value <= off.max() + 1e-5
+    value.backward()
+    assert torch.isfinite(z.grad).all()
+
+
+def test_stage_one_batches_bound_pair_matrix():
+    X = torch.randn(300, 8)
+    calls = []
+    orig = torch.Tensor.__matmul__
+
+    def spy(a, b):
+        out = orig(a, b)
+        if out.dim() == 2:
+            calls.append(out.shape)
+        return out
+
+    torch.Tensor.__matmul__ = spy
+    try:
+        fit_feature_map(X, feature_dim=4, separation_loss="lse", tau=0.1, max_iter=2,
+                        learning_rate=0.01, chunk_size=50)
+    finally:
+        torch.Tensor.__matmul__ = orig
+    assert max(s[0] * s[1] for s in calls if s[1] != 4) <= 50 * 50
+
+
+def test_no_stage_one_initial_maps():
+    X = torch.randn(40, 6)
+    ident, curve = fit_feature_map(X, feature_dim=None, separation_loss=None, tau=0.1,
+                                   max_iter=10, learning_rate=0.1)
+    assert curve == []
+    torch.testing.assert_close(ident.weight, torch.eye(6))
+    pca, _ = fit_feature_map(X, feature_dim=3, separation_loss=None, tau=0.1,
+                             max_iter=10, learning_rate=0.1)
+    w = pca.weight
+    torch.testing.assert_close(w @ w.T, torch.eye(3), atol=1e-5, rtol=0)
+    # the top principal directions keep more energy than any other 3 coordinates
+    assert (X @ w.T).pow(2).sum() >= X.pow(2).sum(0).topk(3).values.sum() - 1e-4
+
+
+def test_min_separation_known_codes():
+    assert min_separation(torch.eye(4)) == pytest.approx(math.pi / 2)
+    assert min_separation(torch.ones(1, 3)) == pytest.approx(math.pi)
+    assert min_separation(torch.tensor([[1.0, 0.0], [2.0, 0.0]])) == pytest.approx(0.0, abs=1e-3)
+    X = torch.randn(300, 5)
+    exact = min_separation(X)
+    sampled = min_separation(X, max_rows=50)
+    assert sampled >= exact - 1e-6  # an estimate from anchors can only be larger
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "dot"])
+def test_auto_beta_makes_stored_patterns_fixed_points(patterns, similarity):
+    X = torch.from_numpy(patterns).float()
+    beta = auto_beta(X, similarity)
+    assert math.isfinite(beta) and beta > 0
+    _, attn = hopfield_retrieve(X, X, beta=beta, similarity=similarity, return_attention=True)
+    assert attn.diagonal().min() >= 1 - 1.5e-3
+    dup = torch.cat([X, X[:1]])
+    assert math.isfinite(auto_beta(dup, similarity))
+
+
+# ---------------------------------------------------------------- estimator
+
+
+@pytest.mark.parametrize("params", [{}, {"similarity": "dot"}, STAGE_I,
+                                    {"feature_dim": 8, **STAGE_I}])
+def test_stored_patterns_are_fixed_points(patterns, params):
+    ret = KernelHopfieldRetriever(**params).fit(patterns)
+    out = ret.transform(patterns)
+    scale = np.abs(patterns).max()
+    np.testing.assert_allclose(out, patterns, atol=5e-3 * scale)
+    np.testing.assert_array_equal(ret.kneighbors(patterns, return_distance=False)[:, 0],
+                                  np.arange(len(patterns)))
+
+
+@pytest.mark.parametrize("params", [{}, STAGE_I])
+def test_half_masked_queries_are_recovered(params):
+    rng = np.random.RandomState(2)
+    X = rng.randn(100, 64)
+    Q = X.copy()
+    Q[rng.rand(*Q.shape) < 0.5] = np.nan
+    ret = KernelHopfieldRetriever(**params).fit(X)
+    assert ret.score(Q, np.arange(len(Q))) == 1.0
+    np.testing.assert_array_equal(ret.kneighbors(Q, return_distance=False)[:, 0],
+                                  np.arange(len(Q)))
+    np.testing.assert_allclose(ret.transform(Q), X, atol=0.05)
+
+
+def test_masked_entry_is_ignored_not_zeroed(patterns):
+    # a query whose hidden half is filled with garbage: NaN ignores it, zeros would not
+    q = patterns[:1].copy()
+    q[0, :8] = np.nan
+    ret = KernelHopfieldRetriever().fit(patterns)
+    same = ret.transform(q)
+    q2 = patterns[:1].copy()
+    q2[0, :8] = 0.0
+    mem = torch.from_numpy(patterns).float()
+    ref = hopfield_retrieve(torch.from_numpy(q2).float(), mem, mem, beta=ret.beta_,
+                            similarity="cosine", query_mask=torch.arange(16) < 8)
+    np.testing.assert_allclose(same, ref.numpy(), atol=1e-5)
+
+
+def test_noisy_queries_beat_zero_fill(patterns):
+    rng = np.random.RandomState(3)
+    Q = patterns + 0.5 * rng.randn(*patterns.shape)
+    ret = KernelHopfieldRetriever().fit(patterns)
+    assert ret.score(Q, np.arange(len(Q))) >= 0.95
+
+
+def test_stage_one_raises_min_separation(correlated):
+    plain = KernelHopfieldRetriever().fit(correlated)
+    learned = KernelHopfieldRetriever(**STAGE_I).fit(correlated)
+    assert learned.min_separation_ > plain.min_separation_ + 0.1
+    assert learned.separation_loss_curve_[-1] < learned.separation_loss_curve_[0]
+    assert learned.n_iter_ == len(learned.separation_loss_curve_) >= 1
+    assert plain.n_iter_ == 0 and plain.separation_loss_curve_ == []
+
+
+def test_refit_identical_and_global_rng_untouched(correlated):
+    torch.manual_seed(123)
+    np.random.seed(5)  # noqa: NPY002 (the global state must stay untouched)
+    t_state, n_state = torch.get_rng_state(), np.random.get_state()  # noqa: NPY002
+    a = KernelHopfieldRetriever(**STAGE_I, feature_dim=5).fit(correlated)
+    b = KernelHopfieldRetriever(**STAGE_I, feature_dim=5).fit(correlated)
+    assert torch.equal(torch.get_rng_state(), t_state)
+    assert np.random.get_state()[1].tolist() == n_state[1].tolist()  # noqa: NPY002
+    np.testing.assert_array_equal(a.transform(correlated), b.transform(correlated))
+    assert a.separation_loss_curve_ == b.separation_loss_curve_
+
+
+def test_chunked_equals_unchunked(patterns):
+    Q = patterns + 0.3 * np.random.RandomState(4).randn(*patterns.shape)
+    whole = KernelHopfieldRetriever(beta=5.0).fit(patterns)
+    chunked = KernelHopfieldRetriever(beta=5.0, chunk_size=7).fit(patterns)
+    np.testing.assert_allclose(chunked.transform(Q), whole.transform(Q), atol=1e-5)
+    np.testing.assert_array_equal(chunked.kneighbors(Q, 4)[1], whole.kneighbors(Q, 4)[1])
+
+
+def test_kneighbors_matches_brute_force(patterns):
+    Q = np.random.RandomState(5).randn(10, 16)
+    ret = KernelHopfieldRetriever().fit(patterns)
+    dist, ind = ret.kneighbors(Q, n_neighbors=5)
+    Xn = patterns / np.linalg.norm(patterns, axis=1, keepdims=True)
+    Qn = Q / np.linalg.norm(Q, axis=1, keepdims=True)
+    ref = np.argsort(-(Qn @ Xn.T), axis=1, kind="stable")[:, :5]
+    np.testing.assert_array_equal(ind, ref)
+    assert np.all(np.diff(dist, axis=1) >= -1e-7)
+    np.testing.assert_allclose(dist, 1 - np.take_along_axis(Qn @ Xn.T, ref, 1), atol=1e-5)
+    assert ret.kneighbors(Q, 2, return_distance=False).shape == (10, 2)
+
+
+@pytest.mark.parametrize("params", [{}, {"n_steps": 3, "beta": 2.0}, {"separation": "topk",
+                                                                      "top_k": 3, "beta": 2.0}])
+def test_approximate_equals_exact_when_candidates_cover_memory(patterns, params):
+    pytest.importorskip("faiss")
+    Q = patterns + 0.5 * np.random.RandomState(6).randn(*patterns.shape)
+    exact = KernelHopfieldRetriever(index="exact", **params).fit(patterns)
+    approx = KernelHopfieldRetriever(index="approximate", n_candidates=60, n_probe=1000,
+                                     **params).fit(patterns)
+    assert approx.index_ == "approximate" and exact.index_ == "exact"
+    np.testing.assert_allclose(approx.transform(Q), exact.transform(Q), atol=1e-4)
+    np.testing.assert_array_equal(approx.kneighbors(Q, 3)[1], exact.kneighbors(Q, 3)[1])
+    restored = pickle.loads(pickle.dumps(approx))
+    np.testing.assert_allclose(restored.transform(Q), approx.transform(Q), atol=1e-6)
+
+
+def test_missing_faiss_is_a_clear_import_error(patterns, monkeypatch):
+    monkeypatch.setitem(sys.modules, "faiss", None)
+    with pytest.raises(ImportError, match=r"skhop\[faiss\]"):
+        KernelHopfieldRetriever(index="approximate").fit(patterns)
+    assert KernelHopfieldRetriever(index="auto").fit(patterns).index_ == "exact"
+
+
+def test_partial_fit_adds_memories(patterns):
+    inc = KernelHopfieldRetriever().partial_fit(patterns[:30]).partial_fit(patterns[30:])
+    full = KernelHopfieldRetriever().fit(patterns)
+    np.testing.assert_array_equal(inc.memories_, full.memories_)
+    assert inc.beta_ == pytest.approx(full.beta_)
+    np.testing.assert_allclose(inc.transform(patterns), full.transform(patterns), atol=1e-6)
+    with pytest.raises(ValueError, match="features"):
+        inc.partial_fit(patterns[:, :5])
+
+
+def test_set_output_pandas(patterns):
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(patterns, columns=[f"p{i}" for i in range(16)])
+    ret = KernelHopfieldRetriever().set_output(transform="pandas").fit(df)
+    out = ret.transform(df.iloc[:5])
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == list(ret.get_feature_names_out())
+    np.testing.assert_allclose(out.to_numpy(), patterns[:5], atol=1e-3)
+
+
+def test_energy_does_not_increase_under_update(patterns):
+    Q = patterns[:10] + 0.5 * np.random.RandomState(7).randn(10, 16)
+    ret = KernelHopfieldRetriever(similarity="dot", beta=0.1).fit(patterns)
+    e0 = ret.energy(Q)
+    e1 = ret.energy(ret.transform(Q))
+    assert e0.shape == (10,)
+    assert np.all(e1 <= e0 + 1e-4)
+
+
+def test_persistence_round_trip(correlated):
+    ret = KernelHopfieldRetriever(**STAGE_I, feature_dim=6).fit(correlated)
+    restored = pickle.loads(pickle.dumps(ret))
+    np.testing.assert_array_equal(restored.transform(correlated), ret.transform(correlated))
+    assert isinstance(restored.feature_map_, FeatureMap)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (lambda X: X[:, :5], "features"),
+    (lambda X: np.where(np.eye(*X.shape, dtype=bool), np.inf, X), "infinity"),
+])
+def test_bad_queries(patterns, bad, match):
+    ret = KernelHopfieldRetriever().fit(patterns)
+    with pytest.raises(ValueError, match=match):
+        ret.transform(bad(patterns))
+
+
+def test_bad_memories_and_settings(patterns):
+    X = patterns.copy()
+    X[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN is allowed in queries only"):
+        KernelHopfieldRetriever().fit(X)
+    with pytest.raises(ValueError, match="0 sample"):
+        KernelHopfieldRetriever().fit(np.empty((0, 3)))
+    with pytest.raises(ValueError, match="top_k"):
+        KernelHopfieldRetriever(separation="topk").fit(patterns)
+    ret = KernelHopfieldRetriever().fit(patterns)
+    with pytest.raises(ValueError, match="n_neighbors"):
+        ret.kneighbors(patterns, n_neighbors=61)
+    with pytest.raises(ValueError, match="indices"):
+        ret.score(patterns, np.full(60, 60))
+    with pytest.raises(ValueError, match="complete"):
+        ret.energy(np.full((1, 16), np.nan))
