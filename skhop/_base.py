@@ -134,7 +134,7 @@ class VersionedStateMixin:
         for key, value in state.items():
             if isinstance(value, torch.nn.Module) and isinstance(value, Rebuildable):
                 state[key] = module_to_state(value)
-        state["_skhop_versions"] = {"skhop": __version__, "torch": torch.__version__}
+        state["_skhop_versions"] = {"skhop": __version__, "torch": str(torch.__version__)}
         return state
 
     def __setstate__(self, state):
@@ -144,7 +144,7 @@ class VersionedStateMixin:
         state = {k: module_from_state(v) if is_module_state(v) else v for k, v in state.items()}
         saved = state.pop("_skhop_versions", None)
         if saved is not None:
-            now = {"skhop": __version__, "torch": torch.__version__}
+            now = {"skhop": __version__, "torch": str(torch.__version__)}
             changed = [f"{k} {saved[k]} -> {now[k]}" for k in now if saved.get(k) != now[k]]
             if changed:
                 warnings.warn(
