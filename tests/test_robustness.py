@@ -75,7 +75,7 @@ def _flat_cases(spec):
     if "beta" in params:
         cases.append(("negative beta", lambda e: _fit(spec, e.set_params(beta=-1.0), X, y),
                       "beta"))
-    if "max_iter" in params:
+    if "max_iter" in params and spec.supervised:
         cases.append(("zero max_iter", lambda e: _fit(spec, e.set_params(max_iter=0), X, y),
                       "max_iter"))
     if "similarity" in params:
