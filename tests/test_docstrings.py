@@ -1,0 +1,169 @@
+"""Every public class and function has a numpydoc docstring with an example.
+
+The examples themselves run as doctests (``--doctest-modules`` over
+``skhop/``); this file checks that they are there, that the docstrings parse
+as numpydoc, and that every parameter of a public function, constructor or
+public method is documented (and nothing undocumented is listed).
+"""
+
+import importlib
+import inspect
+
+import pytest
+
+docscrape = pytest.importorskip("numpydoc.docscrape")
+
+# Public namespaces and, for the top level, where each estimator lives.
+MODULES = [
+    "skhop.nn.functional",
+    "skhop.nn",
+    "skhop.datasets",
+    "skhop.preprocessing",
+    "skhop.utils",
+    "skhop.distributed",
+]
+ESTIMATOR_MODULES = {
+    "HopfieldClassifier": "skhop._classifier",
+    "HopfieldMILClassifier": "skhop._mil",
+    "KernelHopfieldRetriever": "skhop._retriever",
+    "HopfieldImputer": "skhop._imputer",
+}
+
+
+def _import_or_absent(module):
+    """The module, or None when that module itself does not exist (yet)."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module.startswith(exc.name):
+            return None
+        raise
+
+
+def _public_objects():
+    """(qualified name, object or None) for every public class and function."""
+    found, seen = [], set()
+    for name, module in ESTIMATOR_MODULES.items():
+        mod = _import_or_absent(module)
+        found.append((f"skhop.{name}", None if mod is None else getattr(mod, name)))
+    for module in MODULES:
+        mod = _import_or_absent(module)
+        if mod is None:
+            found.append((module, None))
+            continue
+        names = getattr(mod, "__all__", None)
+        if names is None:
+            names = [n for n in vars(mod) if not n.startswith("_")]
+        for name in names:
+            obj = getattr(mod, name)
+            if inspect.ismodule(obj) or not (inspect.isclass(obj) or inspect.isfunction(obj)):
+                continue
+            if id(obj) in seen:  # e.g. skhop.nn.hopfield_retrieve, from skhop.nn.functional
+                continue
+            seen.add(id(obj))
+            found.append((f"{module}.{name}", obj))
+    return found
+
+
+PUBLIC = _public_objects()
+
+# Known gaps, each with what is missing. Strict: once a gap is filled the test
+# reports XPASS as a failure, so the entry is removed in the same change.
+KNOWN_GAPS = {
+    ("test_has_summary_and_examples", "skhop.nn.functional.separate"): "no Examples section",
+    ("test_has_summary_and_examples", "skhop.nn.functional.merge_partials"):
+        "no Examples section",
+    ("test_has_summary_and_examples", "skhop.nn.functional.similarity_scores"):
+        "no Examples section",
+    ("test_parameters_are_documented", "skhop.nn.functional.merge_partials"):
+        "no Parameters section",
+}
+
+
+def _cases(test, items):
+    return [
+        pytest.param(name, obj, id=name, marks=pytest.mark.xfail(
+            reason=KNOWN_GAPS[test, name], strict=True)) if (test, name) in KNOWN_GAPS
+        else pytest.param(name, obj, id=name)
+        for name, obj in items
+    ]
+
+
+def _skip_if_absent(obj, name):
+    if obj is None:
+        pytest.skip(f"{name} does not exist yet")
+
+
+def _doc(obj):
+    if inspect.isclass(obj):
+        return docscrape.ClassDoc(obj, config={"show_class_members": False})
+    return docscrape.FunctionDoc(obj)
+
+
+def _documented(section):
+    """Parameter names listed in a numpydoc section; "a, b : int" lists both."""
+    names = set()
+    for param in section:
+        for part in param.name.split(","):
+            names.add(part.strip().lstrip("*"))
+    return names
+
+
+def _signature_params(func, skip_first):
+    params = list(inspect.signature(func).parameters.values())
+    if skip_first:
+        params = params[1:]
+    return {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
+def test_public_api_is_found():
+    present = [name for name, obj in PUBLIC if obj is not None]
+    assert "skhop.nn.functional.hopfield_retrieve" in present
+    assert "skhop.nn.Hopfield" in present
+
+
+@pytest.mark.parametrize("name, obj", _cases("test_has_summary_and_examples", PUBLIC))
+def test_has_summary_and_examples(name, obj):
+    _skip_if_absent(obj, name)
+    assert inspect.getdoc(obj), f"{name} has no docstring"
+    doc = _doc(obj)
+    assert "".join(doc["Summary"]).strip(), f"{name}: no one-line summary"
+    examples = "\n".join(doc["Examples"])
+    assert ">>>" in examples, f"{name}: no Examples section with a runnable example"
+
+
+@pytest.mark.parametrize("name, obj", _cases("test_parameters_are_documented", PUBLIC))
+def test_parameters_are_documented(name, obj):
+    _skip_if_absent(obj, name)
+    doc = _doc(obj)
+    if inspect.isclass(obj):
+        expected = _signature_params(obj.__init__, skip_first=True)
+    else:
+        expected = _signature_params(obj, skip_first=False)
+    documented = _documented(doc["Parameters"])
+    assert expected - documented == set(), f"{name}: undocumented {expected - documented}"
+    assert documented - expected == set(), f"{name}: documents unknown {documented - expected}"
+
+
+def _public_methods():
+    out = []
+    for name, obj in PUBLIC:
+        if obj is None or not inspect.isclass(obj):
+            continue
+        for attr, member in vars(obj).items():
+            if attr.startswith("_") or not inspect.isfunction(member):
+                continue
+            out.append((f"{name}.{attr}", member))
+    return out
+
+
+METHODS = _public_methods()
+
+
+@pytest.mark.parametrize("name, method", METHODS, ids=[n for n, _ in METHODS])
+def test_public_methods_document_their_parameters(name, method):
+    assert inspect.getdoc(method), f"{name} has no docstring"
+    documented = _documented(docscrape.FunctionDoc(method)["Parameters"])
+    expected = _signature_params(method, skip_first=True)
+    assert expected - documented == set(), f"{name}: undocumented {expected - documented}"
+    assert documented - expected == set(), f"{name}: documents unknown {documented - expected}"
