@@ -30,7 +30,12 @@ from ._base import (
 )
 from ._kernel import SEPARATION_LOSSES, auto_beta, fit_feature_map, min_separation
 from .nn._separation import CHUNKABLE, SEPARATIONS, stable_topk
-from .nn.functional import AUTO_CHUNK_ELEMENTS, hopfield_energy, hopfield_retrieve
+from .nn.functional import (
+    AUTO_CHUNK_ELEMENTS,
+    hopfield_energy,
+    hopfield_retrieve,
+    similarity_scores,
+)
 
 __all__ = ["KernelHopfieldRetriever"]
 
@@ -79,8 +84,11 @@ class KernelHopfieldRetriever(VersionedStateMixin, ClassNamePrefixFeaturesOutMix
         Stage I epochs.
     learning_rate : float, default=0.01
         Stage I AdamW learning rate.
-    similarity : {"cosine", "dot"}, default="cosine"
-        Similarity of the features of query and memory.
+    similarity : {"cosine", "dot", "neg_l2"}, default="cosine"
+        Similarity of the features of query and memory: cosine, dot product,
+        or minus half the squared Euclidean distance. Cosine is the robust
+        choice for occluded queries; ``"neg_l2"`` is the better one for
+        additive Gaussian noise (see ``benchmarks/results/retrieval.md``).
     separation : {"softmax", "softmax1", "sparsemax", "entmax15", "topk"}, \
 default="softmax"
         Separation function of the Hopfield update (see :func:`skhop.nn.separate`).
@@ -96,16 +104,17 @@ default="softmax"
     index : {"auto", "exact", "approximate"}, default="auto"
         ``"exact"`` streams the whole memory through the update in chunks.
         ``"approximate"`` finds ``n_candidates`` candidate memories per query
-        with a faiss inverted-file index (inner product on the features) and
-        runs the update over the candidates only. ``"auto"`` is
+        with a faiss inverted-file index (inner product on the features,
+        4-bit product-quantised codes scanned with SIMD) and runs the exact
+        update over the candidates' features only. ``"auto"`` is
         ``"approximate"`` from 200,000 stored patterns on when faiss is
         installed, ``"exact"`` otherwise.
     n_candidates : int, default=32
         Candidates per query of the approximate index.
     n_lists : int or "auto", default="auto"
         Inverted lists of the approximate index; ``"auto"`` is
-        ``4 * sqrt(n_memories)`` (at most ``n_memories / 39``).
-    n_probe : int, default=32
+        ``2 * sqrt(n_memories)`` (at most ``n_memories / 39``).
+    n_probe : int, default=64
         Lists the approximate index visits per query.
     chunk_size : int or None, default=None
         Memories per chunk of the exact streamed update (bounded memory);
@@ -196,7 +205,7 @@ default="softmax"
         "tau": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "similarity": [StrOptions({"cosine", "dot"})],
+        "similarity": [StrOptions({"cosine", "dot", "neg_l2"})],
         "separation": [StrOptions(set(SEPARATIONS))],
         "top_k": [Interval(Integral, 1, None, closed="left"), None],
         "beta": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
@@ -228,7 +237,7 @@ default="softmax"
         index="auto",
         n_candidates=32,
         n_lists="auto",
-        n_probe=32,
+        n_probe=64,
         chunk_size=None,
         device="cpu",
         n_threads=1,
@@ -326,19 +335,24 @@ default="softmax"
         return beta, beta_in, min_separation(keys_t)
 
     def _build_ann(self, keys, seed):
+        """Inverted lists with 4-bit product-quantised codes (faiss fast scan).
+
+        The codes only rank candidates: the Hopfield update then runs on the
+        exact features of the ``n_candidates`` best, so quantisation error
+        matters only when it pushes the best memory out of the candidates.
+        """
         faiss = _import_faiss()
         M, k = keys.shape
-        if self.n_lists == "auto":
-            n_lists = int(4 * math.sqrt(M))
-        else:
-            n_lists = self.n_lists
-        n_lists = int(max(1, min(n_lists, M // 39 if M >= 39 else 1)))
-        quantizer = faiss.IndexFlatIP(k)
-        ann = faiss.IndexIVFFlat(quantizer, k, n_lists, faiss.METRIC_INNER_PRODUCT)
+        n_lists = int(2 * math.sqrt(M)) if self.n_lists == "auto" else self.n_lists
+        n_lists = int(max(1, min(n_lists, M // 39)))
+        n_sub = k // 2 if k % 2 == 0 else k
+        metric = faiss.METRIC_L2 if self.similarity == "neg_l2" else faiss.METRIC_INNER_PRODUCT
+        ann = faiss.index_factory(k, f"IVF{n_lists},PQ{n_sub}x4fs", metric)
         rng = np.random.RandomState(seed)
-        n_train = min(M, 64 * n_lists)
+        n_train = min(M, 40 * max(n_lists, 64))
         sample = keys if n_train == M else keys[np.sort(rng.choice(M, n_train, replace=False))]
-        ann.cp.seed = int(seed % (2**31 - 1))
+        ivf = faiss.extract_index_ivf(ann)
+        ivf.cp.seed = int(seed % (2**31 - 1))
         ann.train(np.ascontiguousarray(sample))
         ann.add(keys)
         return ann
@@ -482,10 +496,16 @@ default="softmax"
         return f
 
     def _core_kwargs(self):
+        return dict(similarity=self._feature_similarity(), separation=self.separation,
+                    n_steps=self.n_steps, top_k=self.top_k)
+
+    def _feature_similarity(self, n_steps=None):
+        n_steps = self.n_steps if n_steps is None else n_steps
+        if self.similarity == "neg_l2":
+            return "neg_l2"
         # keys (and query features) are normalised already: one cosine step is a dot step
-        sim = "cosine" if (self.similarity == "cosine" and self.n_steps > 1) else "dot"
-        return dict(similarity=sim, separation=self.separation, n_steps=self.n_steps,
-                    top_k=self.top_k)
+        sim = "cosine" if (self.similarity == "cosine" and n_steps > 1) else "dot"
+        return sim
 
     def _exact(self, F, keys, values, beta, sim_kwargs, query_mask=None):
         """Exact update, memory streamed by the core; query blocks for dense separations."""
@@ -504,7 +524,9 @@ default="softmax"
 
     def _candidates(self, F, n):
         ann = self._ann_index()
-        ann.nprobe = min(self.n_probe, ann.nlist)
+        faiss = _import_faiss()
+        ivf = faiss.extract_index_ivf(ann)
+        ivf.nprobe = min(self.n_probe, ivf.nlist)
         with self._faiss_threads():
             _, idx = ann.search(np.ascontiguousarray(F.cpu().numpy(), dtype=np.float32), n)
         return torch.from_numpy(idx).to(F.device)
@@ -605,9 +627,9 @@ default="softmax"
         Returns
         -------
         neigh_dist : ndarray of shape (n_queries, n_neighbors)
-            ``1 - cosine`` (``similarity="cosine"``) or the negative dot
-            product (``"dot"``) between the final state and each memory,
-            ascending. Only when ``return_distance=True``.
+            ``1 - cosine`` (``similarity="cosine"``), the negative dot
+            product (``"dot"``) or the Euclidean distance (``"neg_l2"``)
+            between the final state and each memory, ascending. Only when ``return_distance=True``.
         neigh_ind : ndarray of shape (n_queries, n_neighbors)
             Indices into ``memories_``, most attended first.
         """
@@ -633,44 +655,50 @@ default="softmax"
                     continue
                 Q_t = torch.from_numpy(np.asarray(Q[rows], dtype=np.float32)).to(device)
                 v, i = self._neighbors(Q_t, keys, values, n_neighbors, is_partial, device)
-                dist[rows] = (1.0 - v if self.similarity == "cosine" else -v).cpu().numpy()
+                dist[rows] = self._distance(v).cpu().numpy()
                 ind[rows] = i.cpu().numpy()
         return (dist, ind) if return_distance else ind
+
+    def _distance(self, scores):
+        if self.similarity == "cosine":
+            return 1.0 - scores
+        if self.similarity == "dot":
+            return -scores
+        return (-2.0 * scores).clamp_min(0.0).sqrt()
 
     def _neighbors(self, Q_t, keys, values, n, is_partial, device):
         M = keys.shape[0]
         block = self.chunk_size or max(256, AUTO_CHUNK_ELEMENTS // max(Q_t.shape[0], 1))
         if is_partial:
-            observed = (~torch.isnan(Q_t)).to(Q_t.dtype)
-            Q0 = torch.nan_to_num(Q_t, nan=0.0)
+            # partial rows live in input space (see the class notes)
             if self.n_steps > 1:
                 kwargs = dict(similarity=self.similarity, separation=self.separation,
                               n_steps=self.n_steps - 1, top_k=self.top_k)
                 state = self._exact(Q_t, values, values, self._beta_partial_, kwargs,
                                     query_mask="nan")
-                F = self._query_features(state, device)
-                return self._topk_scores(lambda a, b: F @ keys[a:b].mT, M, n, block)
-            from .nn.functional import similarity_scores
-
+                observed = None
+            else:
+                observed = (~torch.isnan(Q_t)).to(Q_t.dtype)
+                state = torch.nan_to_num(Q_t, nan=0.0)
             return self._topk_scores(
-                lambda a, b: similarity_scores(Q0, values[a:b], self.similarity, observed),
+                lambda a, b: similarity_scores(state, values[a:b], self.similarity, observed),
                 M, n, block)
+        sim = "neg_l2" if self.similarity == "neg_l2" else "dot"
         F = self._query_features(Q_t, device)
         if self.n_steps > 1:
             kwargs = dict(self._core_kwargs(), n_steps=self.n_steps - 1)
-            state = self._exact(F, keys, keys, self.beta_, kwargs) \
-                if self.index_ == "exact" else self._approximate(F, keys, keys, self.beta_,
-                                                                 kwargs)
-            F = state / state.norm(dim=-1, keepdim=True).clamp_min(1e-12) \
-                if self.similarity == "cosine" else state
+            run = self._exact if self.index_ == "exact" else self._approximate
+            F = run(F, keys, keys, self.beta_, kwargs)
+            if self.similarity == "cosine":
+                F = F / F.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         if self.index_ == "approximate":
             c = min(max(self.n_candidates, n), M)
             idx = self._candidates(F, c)
-            s = torch.einsum("bk,bck->bc", F, keys[idx.clamp_min(0)])
+            s = similarity_scores(F[:, None, :], keys[idx.clamp_min(0)], sim)[:, 0, :]
             s = s.masked_fill(idx < 0, float("-inf"))
             v, j = stable_topk(s, n)
             return v, idx.gather(1, j)
-        return self._topk_scores(lambda a, b: F @ keys[a:b].mT, M, n, block)
+        return self._topk_scores(lambda a, b: similarity_scores(F, keys[a:b], sim), M, n, block)
 
     def score(self, X, y):
         """Fraction of queries whose retrieval is nearest to the memory ``y`` names.
@@ -725,6 +753,9 @@ default="softmax"
         energy : ndarray of shape (n_queries,)
         """
         check_is_fitted(self)
+        if self.similarity == "neg_l2":
+            raise ValueError("energy is defined for similarity 'cosine' and 'dot' (the "
+                             "Ramsauer et al. energy), not 'neg_l2'.")
         Q = self._validate_queries(X)
         if np.isnan(Q).any():
             raise ValueError("energy needs complete queries; X contains NaN.")

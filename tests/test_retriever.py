@@ -149,8 +149,8 @@ def test_auto_beta_makes_stored_patterns_fixed_points(patterns, similarity):
 # ---------------------------------------------------------------- estimator
 
 
-@pytest.mark.parametrize("params", [{}, {"similarity": "dot"}, STAGE_I,
-                                    {"feature_dim": 8, **STAGE_I}])
+@pytest.mark.parametrize("params", [{}, {"similarity": "dot"}, {"similarity": "neg_l2"},
+                                    STAGE_I, {"feature_dim": 8, **STAGE_I}])
 def test_stored_patterns_are_fixed_points(patterns, params):
     ret = KernelHopfieldRetriever(**params).fit(patterns)
     out = ret.transform(patterns)
@@ -160,7 +160,8 @@ def test_stored_patterns_are_fixed_points(patterns, params):
                                   np.arange(len(patterns)))
 
 
-@pytest.mark.parametrize("params", [{}, STAGE_I])
+@pytest.mark.parametrize("params", [{}, STAGE_I, {"similarity": "neg_l2"},
+                                    {"n_steps": 2}])
 def test_half_masked_queries_are_recovered(params):
     rng = np.random.RandomState(2)
     X = rng.randn(100, 64)
@@ -236,8 +237,16 @@ def test_kneighbors_matches_brute_force(patterns):
     assert ret.kneighbors(Q, 2, return_distance=False).shape == (10, 2)
 
 
-@pytest.mark.parametrize("params", [{}, {"n_steps": 3, "beta": 2.0}, {"separation": "topk",
-                                                                      "top_k": 3, "beta": 2.0}])
+def test_kneighbors_euclidean_matches_brute_force(patterns):
+    Q = np.random.RandomState(5).randn(10, 16)
+    dist, ind = KernelHopfieldRetriever(similarity="neg_l2").fit(patterns).kneighbors(Q, 3)
+    d = np.linalg.norm(Q[:, None, :] - patterns[None], axis=2)
+    np.testing.assert_array_equal(ind, np.argsort(d, axis=1, kind="stable")[:, :3])
+    np.testing.assert_allclose(dist, np.sort(d, axis=1)[:, :3], rtol=1e-4)
+
+
+@pytest.mark.parametrize("params", [{}, {"n_steps": 3, "beta": 2.0}, {"similarity": "neg_l2"},
+                                    {"separation": "topk", "top_k": 3, "beta": 2.0}])
 def test_approximate_equals_exact_when_candidates_cover_memory(patterns, params):
     pytest.importorskip("faiss")
     Q = patterns + 0.5 * np.random.RandomState(6).randn(*patterns.shape)
