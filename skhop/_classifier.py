@@ -1,0 +1,619 @@
+"""HopfieldClassifier: learned prototypes in a modern Hopfield layer.
+
+The classifier keeps ``n_memories`` stored patterns (prototypes) in input
+space and one learned target (a vector of class scores) per prototype. An
+input, optionally embedded by a linear map shared with the prototypes, is the
+state pattern; one Hopfield retrieval over the prototypes reads out a
+weighted mix of their targets, which are the class scores. The prototypes
+start as training rows and their targets as those rows' one-hot labels, so
+the untrained model is already a soft nearest-prototype classifier; training
+moves prototypes, targets, the embedding and the inverse temperature
+``beta`` together.
+"""
+
+import copy
+import math
+import numbers
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.special import logsumexp
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from torch import nn
+
+from ._base import (
+    VersionedStateMixin,
+    check_n_threads,
+    resolve_device,
+    seed_from,
+    seeded,
+    torch_threads,
+)
+from ._training import split_validation, train
+from .nn._rebuild import Rebuildable
+
+__all__ = ["HopfieldClassifier"]
+
+# Rows per forward pass at predict time: bounds the (rows, n_memories) score block.
+_PREDICT_CHUNK = 4096
+
+
+class _PrototypeNet(Rebuildable, nn.Module):
+    """Learned stored patterns with learned class-score targets.
+
+    ``scores(x) = mean_h T^T softmax(beta * sim(P_h Y, P_h x)) + (W x + b)``:
+    ``Y`` (n_memories, n_features) are the stored patterns, ``T``
+    (n_memories, n_classes) their targets, ``P_h`` the per-head slice of an
+    optional linear embedding shared by inputs and stored patterns, and the
+    last term an optional linear head on the raw input.
+
+    Parameters
+    ----------
+    n_features, n_classes, n_memories : int
+    hidden_dim : int or None
+        Size of the embedding (split over the heads); ``None`` for none.
+    n_heads : int
+    beta : float
+        Initial inverse temperature.
+    learn_beta : bool
+        Learn ``log(beta)``; otherwise it is a fixed buffer.
+    similarity : {"neg_l2", "cosine", "dot"}
+    dropout : float
+        Dropout on the retrieval weights in training mode.
+    linear_head : bool
+        Add a linear function of the input to the class scores.
+    """
+
+    def __init__(self, n_features, n_classes, n_memories, hidden_dim=None, n_heads=1,
+                 beta=1.0, learn_beta=True, similarity="neg_l2", dropout=0.0,
+                 linear_head=True):
+        super().__init__()
+        self.n_heads = n_heads
+        self.similarity = similarity
+        self.dropout = dropout
+        self.embed = nn.Identity() if hidden_dim is None else nn.Linear(n_features, hidden_dim)
+        log_beta = torch.tensor(math.log(beta))
+        if learn_beta:
+            self.log_beta = nn.Parameter(log_beta)
+        else:
+            self.register_buffer("log_beta", log_beta)
+        self.stored = nn.Parameter(torch.zeros(n_memories, n_features))
+        self.targets = nn.Parameter(torch.zeros(n_memories, n_classes))
+        self.linear = nn.Linear(n_features, n_classes) if linear_head else None
+
+    def _heads(self, z):
+        # (n, n_heads * head_dim) -> (n_heads, n, head_dim); one head stays 2-D
+        if self.n_heads == 1:
+            return z
+        return z.reshape(z.shape[0], self.n_heads, -1).transpose(0, 1)
+
+    def attention_logits(self, x):
+        """``beta * sim(stored, x)`` up to a per-row constant, ``([n_heads,] n, n_memories)``.
+
+        For ``"neg_l2"``, ``-|q - k|^2 / 2 = q.k - |k|^2 / 2 - |q|^2 / 2`` and the
+        last term is the same for every memory, so the softmax over memories
+        (the retrieval of :func:`skhop.nn.functional.hopfield_retrieve`) does
+        not see it: one fused matrix product gives the scores.
+        """
+        q = self._heads(self.embed(x))
+        k = self._heads(self.embed(self.stored))
+        if self.similarity == "cosine":
+            q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        if self.similarity == "neg_l2":
+            half_sq = -0.5 * (k * k).sum(-1)
+            scores = (torch.addmm(half_sq, q, k.T) if q.dim() == 2
+                      else torch.baddbmm(half_sq.unsqueeze(1), q, k.mT))
+        else:
+            scores = q @ k.mT
+        return scores * self.log_beta.exp()
+
+    def forward(self, x, mask=None):
+        """Class scores ``(n, n_classes)`` of ``x`` ``(n, n_features)``.
+
+        ``mask`` ``(n, n_memories)`` bool, True = that row ignores that memory.
+        """
+        scores = self.attention_logits(x)
+        if mask is not None:
+            scores = scores.masked_fill(mask, float("-inf"))
+        attn = scores.softmax(dim=-1)
+        if self.dropout > 0 and self.training:
+            attn = F.dropout(attn, self.dropout)
+        out = attn @ self.targets.to(attn.dtype)
+        if out.dim() == 3:
+            out = out.mean(dim=0)
+        if self.linear is not None:
+            out = out + self.linear(x)
+        return out
+
+
+def _stratified_rows(y, n_memories, rng):
+    """``n_memories`` distinct row indices, classes in proportion (each at least once)."""
+    n = len(y)
+    if n_memories >= n:
+        return np.arange(n)
+    classes, counts = np.unique(y, return_counts=True)
+    quota = np.maximum(1, np.floor(counts * n_memories / n)).astype(int)
+    quota = np.minimum(quota, counts)
+    # hand out what rounding left, largest remainders first
+    left = n_memories - quota.sum()
+    if left > 0:
+        room = counts - quota
+        order = np.argsort(-(counts * n_memories / n - quota))
+        for c in order:
+            take = min(left, room[c])
+            quota[c] += take
+            left -= take
+            if left == 0:
+                break
+    chosen = [rng.choice(np.flatnonzero(y == c), size=q, replace=False)
+              for c, q in zip(classes, quota, strict=True)]
+    return np.sort(np.concatenate(chosen))
+
+
+class HopfieldClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator):
+    """Classifier that stores learned prototypes in a modern Hopfield layer.
+
+    An input retrieves from ``n_memories`` stored patterns (prototypes) with
+    one step of the modern Hopfield update, ``softmax(beta * sim(Y, x))``,
+    and reads out the learned targets of the prototypes as class scores
+    (the ``HopfieldLayer`` of Ramsauer et al., 2020). The prototypes start as
+    a class-stratified sample of the training rows and their targets as the
+    one-hot labels of those rows; prototypes, targets, ``beta``, an optional
+    linear embedding and an optional linear head are then trained together
+    with full-batch AdamW on the cross-entropy. While training, a row does
+    not retrieve the prototype it seeded, so ``beta`` is learned from how
+    well prototypes predict other rows rather than by memorisation.
+
+    Parameters
+    ----------
+    n_memories : int or "auto", default="auto"
+        Number of stored patterns. ``"auto"`` uses every training row up to
+        512 (a class-stratified sample beyond).
+    beta : float or None, default=None
+        Initial inverse temperature of the retrieval softmax;
+        ``None`` means ``1 / sqrt(head_dim)``. Learned during training
+        when ``learn_beta`` is True.
+    learn_beta : bool, default=True
+        Train ``log(beta)`` with the other parameters.
+    similarity : {"neg_l2", "cosine", "dot"}, default="neg_l2"
+        How the state pattern is compared with the stored patterns.
+    n_heads : int, default=1
+        Number of retrieval heads; each compares its own slice of the
+        embedding, and their read-outs are averaged. Needs ``hidden_dim``
+        when greater than 1.
+    hidden_dim : int or None, default=None
+        Size of the linear embedding shared by inputs and prototypes, split
+        over the heads; ``None`` compares raw inputs (no embedding).
+    linear_head : bool, default=True
+        Add a linear function of the input to the retrieved class scores.
+    dropout : float, default=0.0
+        Dropout on the retrieval weights during training.
+    label_smoothing : float, default=0.0
+        Label smoothing of the cross-entropy, in [0, 1).
+    learning_rate : float, default=0.01
+        AdamW learning rate.
+    weight_decay : float, default=1e-4
+        AdamW decoupled weight decay.
+    batch_size : int or "auto", default="auto"
+        Rows per gradient step; ``"auto"`` is the whole training set up to
+        1024 rows (full batch), else 256.
+    max_iter : int, default=200
+        Maximum number of epochs.
+    tol : float, default=1e-4
+        Training stops when the loss (or, with early stopping, the
+        validation accuracy) has not improved by ``tol`` for
+        ``n_iter_no_change`` consecutive epochs.
+    early_stopping : bool, default=False
+        Hold out a stratified ``validation_fraction`` of the training data,
+        stop when its accuracy stops improving, and keep the best epoch.
+    validation_fraction : float, default=0.1
+        Share of the training data held out when ``early_stopping``.
+    n_iter_no_change : int, default=10
+        Patience, in epochs, of the stopping rule.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the loss, multiplied with
+        ``sample_weight``; ``"balanced"`` weighs classes inversely to their
+        frequency.
+    warm_start : bool, default=False
+        Continue from the previous fit's model and optimiser state instead
+        of starting anew (the data must have the same features and classes).
+    device : {"cpu", "cuda", "auto"} or torch.device, default="cpu"
+        Where to train; the fitted module is moved back to the CPU.
+    n_threads : int or None, default=1
+        Torch threads while fitting and predicting (restored afterwards);
+        ``None`` leaves torch's setting alone.
+    verbose : int, default=0
+        Print one line per epoch (loss, validation score, time) when > 0.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the prototype sample, the validation split, the initial
+        weights, shuffling and dropout. Torch's global RNG is left untouched.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels seen in ``fit``.
+    module_ : torch.nn.Module
+        The trained network, on the CPU.
+    n_memories_ : int
+        Number of stored patterns actually used.
+    n_iter_ : int
+        Epochs run by the last ``fit`` (summed over warm starts).
+    loss_curve_ : list of float
+        Mean training loss after each epoch.
+    validation_scores_ : list of float or None
+        Validation accuracy after each epoch (``early_stopping`` only).
+    best_validation_score_ : float or None
+        Best validation accuracy, whose weights were kept (``early_stopping``
+        only).
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features, when ``X`` has string column names.
+
+    See Also
+    --------
+    sklearn.neural_network.MLPClassifier : A multi-layer perceptron.
+    sklearn.neighbors.KNeighborsClassifier : Vote of the nearest training rows.
+
+    Notes
+    -----
+    Inputs should be standardised (e.g. with
+    :class:`~sklearn.preprocessing.StandardScaler`), as for any neural
+    network. Prediction runs in chunks of rows, so memory stays bounded.
+
+    References
+    ----------
+    H. Ramsauer et al., "Hopfield Networks is All You Need", ICLR 2021.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skhop import HopfieldClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = make_pipeline(StandardScaler(), HopfieldClassifier(random_state=0)).fit(X, y)
+    >>> clf.predict(X[:3])
+    array([0, 0, 0])
+    >>> bool(clf.score(X, y) > 0.9)
+    True
+    """
+
+    _parameter_constraints = {
+        "n_memories": [Interval(numbers.Integral, 1, None, closed="left"),
+                       StrOptions({"auto"})],
+        "beta": [Interval(numbers.Real, 0, None, closed="neither"), None],
+        "learn_beta": ["boolean"],
+        "similarity": [StrOptions({"neg_l2", "cosine", "dot"})],
+        "n_heads": [Interval(numbers.Integral, 1, None, closed="left")],
+        "hidden_dim": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "linear_head": ["boolean"],
+        "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        "label_smoothing": [Interval(numbers.Real, 0, 1, closed="left")],
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left"),
+                       StrOptions({"auto"})],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+        "warm_start": ["boolean"],
+        "device": [str, torch.device],
+        "n_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "verbose": ["verbose"],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        n_memories="auto",
+        *,
+        beta=None,
+        learn_beta=True,
+        similarity="neg_l2",
+        n_heads=1,
+        hidden_dim=None,
+        linear_head=True,
+        dropout=0.0,
+        label_smoothing=0.0,
+        learning_rate=0.01,
+        weight_decay=1e-4,
+        batch_size="auto",
+        max_iter=200,
+        tol=1e-4,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        class_weight=None,
+        warm_start=False,
+        device="cpu",
+        n_threads=1,
+        verbose=0,
+        random_state=None,
+    ):
+        self.n_memories = n_memories
+        self.beta = beta
+        self.learn_beta = learn_beta
+        self.similarity = similarity
+        self.n_heads = n_heads
+        self.hidden_dim = hidden_dim
+        self.linear_head = linear_head
+        self.dropout = dropout
+        self.label_smoothing = label_smoothing
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.class_weight = class_weight
+        self.warm_start = warm_start
+        self.device = device
+        self.n_threads = n_threads
+        self.verbose = verbose
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags
+
+    # ------------------------------------------------------------------ fit
+
+    def _check_structure(self):
+        if self.n_heads > 1 and self.hidden_dim is None:
+            raise ValueError(f"n_heads={self.n_heads} needs a hidden_dim (each head compares "
+                             "its own slice of the embedding); set hidden_dim.")
+        if self.hidden_dim is not None and self.hidden_dim % self.n_heads:
+            raise ValueError(f"hidden_dim ({self.hidden_dim}) must be divisible by n_heads "
+                             f"({self.n_heads}).")
+        check_n_threads(self.n_threads)
+
+    def _sample_weights(self, classes, y_enc, sample_weight, X):
+        sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        if self.class_weight is not None:
+            cw = self.class_weight
+            if isinstance(cw, dict):
+                unknown = set(cw) - set(classes.tolist())
+                if unknown:
+                    raise ValueError(f"class_weight has keys {sorted(unknown, key=str)} that "
+                                     f"are not classes of y ({classes.tolist()}).")
+                cw = {int(np.flatnonzero(classes == k)[0]): v for k, v in cw.items()}
+            sw = sw * compute_sample_weight(cw, y_enc)
+        if not sw.sum() > 0:
+            raise ValueError("sample_weight (times class_weight) must have a positive sum.")
+        return sw
+
+    def _resolve_batch_size(self, n):
+        if self.batch_size == "auto":
+            return n if n <= 1024 else 256
+        return self.batch_size
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the classifier.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data (dense; standardise it first).
+        y : array-like of shape (n_samples,)
+            Class labels (any hashable type); at least two classes.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the rows in the loss.
+
+        Returns
+        -------
+        self : HopfieldClassifier
+            The fitted classifier.
+        """
+        self._check_structure()
+        warm = self.warm_start and hasattr(self, "module_")
+        X, y = validate_data(self, X, y, dtype=np.float32, reset=not warm)
+        check_classification_targets(y)
+        classes, y_enc = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(f"y has only one class ({classes[0]!r}); the classifier needs "
+                             "at least two classes.")
+        if warm and not np.array_equal(classes, self.classes_):
+            raise ValueError(f"warm_start needs the classes of the previous fit "
+                             f"({self.classes_.tolist()}), got {classes.tolist()}.")
+        device = resolve_device(self.device)
+        sw = self._sample_weights(classes, y_enc, sample_weight, X)
+        sw = sw / sw.mean()
+        seed = seed_from(self.random_state)
+        rng = check_random_state(seed)
+
+        train_idx = np.arange(len(y_enc))
+        val_idx = None
+        if self.early_stopping:
+            train_idx, val_idx = split_validation(y_enc, self.validation_fraction, rng)
+            if len(train_idx) == 0 or len(val_idx) == 0:
+                raise ValueError(f"validation_fraction={self.validation_fraction} leaves no "
+                                 f"rows to train or validate on ({len(y_enc)} rows).")
+
+        with torch_threads(self.n_threads), seeded(seed, device):
+            if warm:
+                # continue from a copy, so an interrupted fit leaves module_ as it was;
+                # the optimiser starts afresh from the kept weights
+                module = copy.deepcopy(self.module_)
+                seeded_by = np.full(len(train_idx), -1)
+            else:
+                module, seeded_by = self._init_module(X[train_idx], y_enc[train_idx],
+                                                      len(classes), rng)
+            module = module.to(device)
+            n_memories = module.stored.shape[0]
+
+            def to_t(a, dtype=None):
+                return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
+
+            # a row ignores the memory it seeded, so training measures how well the
+            # memories predict other rows (and beta is not pushed up by recall)
+            own = np.zeros((len(train_idx), n_memories), dtype=bool)
+            if n_memories > 1:
+                has = np.flatnonzero(seeded_by >= 0)
+                own[has, seeded_by[has]] = True
+            tensors = (to_t(X[train_idx]), to_t(y_enc[train_idx], torch.long),
+                       to_t(sw[train_idx], torch.float32), to_t(own))
+            validation = None
+            if val_idx is not None:
+                validation = (to_t(X[val_idx]), to_t(y_enc[val_idx], torch.long),
+                              to_t(sw[val_idx], torch.float32))
+            smoothing = float(self.label_smoothing)
+
+            def batch_loss(net, xb, yb, wb, mb):
+                loss = F.cross_entropy(net(xb, mb), yb, reduction="none",
+                                       label_smoothing=smoothing)
+                return (loss * wb).sum() / wb.sum()
+
+            def val_score(net, xv, yv, wv):
+                pred = net(xv).argmax(dim=1)
+                return ((pred == yv).float() * wv).sum() / wv.sum()
+
+            result, _ = train(
+                module, batch_loss, tensors, max_iter=self.max_iter,
+                batch_size=self._resolve_batch_size(len(train_idx)),
+                learning_rate=self.learning_rate, weight_decay=self.weight_decay,
+                tol=self.tol, n_iter_no_change=self.n_iter_no_change,
+                validation=validation, validation_score=val_score if validation else None,
+                verbose=self.verbose, name=type(self).__name__,
+            )
+            module = module.cpu()
+        if not result.converged:
+            warnings.warn(
+                f"{type(self).__name__}: reached max_iter={self.max_iter} epochs without "
+                "converging; raise max_iter or tol.", ConvergenceWarning, stacklevel=2)
+
+        # fitted attributes only now, so an interrupted fit leaves the estimator as it was
+        self.classes_ = classes
+        self.module_ = module
+        self.n_memories_ = int(n_memories)
+        self.n_iter_ = (self.n_iter_ if warm else 0) + result.n_iter
+        self.loss_curve_ = (list(self.loss_curve_) if warm else []) + result.loss_curve
+        if self.early_stopping:
+            self.validation_scores_ = result.validation_scores
+            self.best_validation_score_ = result.best_validation_score
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+        return self
+
+    def _init_module(self, X, y_enc, n_classes, rng):
+        """A fresh network with prototypes drawn from the rows; which row seeded each."""
+        n = len(y_enc)
+        if self.n_memories == "auto":
+            n_memories = min(n, 512)
+        else:
+            n_memories = int(self.n_memories)
+        rows = _stratified_rows(y_enc, min(n_memories, n), rng)
+        extra = n_memories - len(rows)  # more memories than rows: jittered copies
+        n_features = int(X.shape[1])
+        head_dim = n_features if self.hidden_dim is None else self.hidden_dim // self.n_heads
+        beta = 1.0 / math.sqrt(head_dim) if self.beta is None else float(self.beta)
+        net = _PrototypeNet(
+            n_features, int(n_classes), int(n_memories),
+            hidden_dim=None if self.hidden_dim is None else int(self.hidden_dim),
+            n_heads=int(self.n_heads), beta=beta, learn_beta=bool(self.learn_beta),
+            similarity=str(self.similarity), dropout=float(self.dropout),
+            linear_head=bool(self.linear_head))
+        patterns = X[rows]
+        labels = y_enc[rows]
+        if extra > 0:
+            more = rng.randint(n, size=extra)
+            noise = rng.normal(scale=0.1, size=(extra, X.shape[1])).astype(np.float32)
+            patterns = np.concatenate([patterns, X[more] + noise])
+            labels = np.concatenate([labels, y_enc[more]])
+        with torch.no_grad():
+            net.stored.copy_(torch.as_tensor(patterns))
+            net.targets.copy_(F.one_hot(torch.as_tensor(labels, dtype=torch.long),
+                                        n_classes).float())
+        seeded_by = np.full(n, -1)
+        seeded_by[rows] = np.arange(len(rows))
+        return net, seeded_by
+
+    # -------------------------------------------------------------- predict
+
+    def _scores(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        # in float64, so a row's scores do not depend on the rows batched with it
+        module = copy.deepcopy(self.module_).double().eval()
+        with torch_threads(self.n_threads), torch.no_grad():
+            out = [module(torch.from_numpy(X[s:s + _PREDICT_CHUNK])).numpy()
+                   for s in range(0, X.shape[0], _PREDICT_CHUNK)]
+        return np.concatenate(out)
+
+    def decision_function(self, X):
+        """Class scores of the rows of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            For two classes, the score of ``classes_[1]`` minus that of
+            ``classes_[0]``; otherwise one column per class.
+        """
+        scores = self._scores(X)
+        if scores.shape[1] == 2:
+            return scores[:, 1] - scores[:, 0]
+        return scores
+
+    def predict_log_proba(self, X):
+        """Log of the class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        scores = self._scores(X)
+        return scores - logsumexp(scores, axis=1, keepdims=True)
+
+    def predict_proba(self, X):
+        """Class probabilities (softmax of the class scores).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns in the order of ``classes_``.
+        """
+        return np.exp(self.predict_log_proba(X))
+
+    def predict(self, X):
+        """Predicted class labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        scores = self._scores(X)
+        return self.classes_[np.argmax(scores, axis=1)]
+

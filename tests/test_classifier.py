@@ -1,0 +1,281 @@
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_classification
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skhop import HopfieldClassifier
+
+FAST = dict(max_iter=30, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_classification(n_samples=120, n_features=6, n_informative=4,
+                               n_classes=3, n_clusters_per_class=1, random_state=0)
+    return StandardScaler().fit_transform(X), y
+
+
+def fit(X, y, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return HopfieldClassifier(**{**FAST, **params}).fit(X, y)
+
+
+EXPECTED_FAILURES = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "the stored patterns are a sample of the training rows, so repeating a row "
+        "changes which rows become prototypes; weights and repetitions give equal "
+        "losses but not equal initial models"
+    ),
+}
+
+
+@parametrize_with_checks(
+    [HopfieldClassifier(max_iter=20, random_state=0)],
+    expected_failed_checks=lambda est: EXPECTED_FAILURES,
+)
+def test_sklearn_compatible(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check(estimator)
+
+
+def test_learns_separable_data(data):
+    X, y = data
+    assert fit(X, y, max_iter=100).score(X, y) > 0.9
+
+
+@pytest.mark.parametrize("labels", [np.array(["cat", "dog"]), np.array([3, 7])])
+def test_arbitrary_labels(data, labels):
+    X, y = data
+    yb = labels[(y > 0).astype(int)]
+    clf = fit(X, yb)
+    np.testing.assert_array_equal(clf.classes_, np.sort(labels))
+    assert set(clf.predict(X)) <= set(labels)
+    assert clf.score(X, yb) > 0.8
+    # binary decision_function is positive exactly where classes_[1] is predicted
+    np.testing.assert_array_equal(clf.decision_function(X) > 0,
+                                  clf.predict(X) == clf.classes_[1])
+
+
+def test_pandas_feature_names(data):
+    pd = pytest.importorskip("pandas")
+    X, y = data
+    df = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    clf = fit(df, y)
+    np.testing.assert_array_equal(clf.feature_names_in_, df.columns)
+    np.testing.assert_array_equal(clf.predict(df), fit(X, y).predict(X))
+    assert not hasattr(fit(X, y), "feature_names_in_")
+
+
+def test_pipeline_gridsearch_and_cv(data):
+    X, y = data
+    pipe = make_pipeline(StandardScaler(), HopfieldClassifier(**FAST))
+    grid = GridSearchCV(pipe, {"hopfieldclassifier__beta": [0.5, 2.0],
+                               "hopfieldclassifier__n_memories": [8, 32]}, cv=3, n_jobs=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        grid.fit(X, y)
+        scores = cross_val_score(pipe, X, y, cv=3)
+    assert len(grid.cv_results_["params"]) == 4
+    assert grid.best_score_ > 0.6
+    assert scores.shape == (3,) and scores.mean() > 0.6
+
+
+def test_refit_and_pickle_identical(data):
+    X, y = data
+    a, b = fit(X, y, dropout=0.1), fit(X, y, dropout=0.1)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    c = pickle.loads(pickle.dumps(a))
+    np.testing.assert_array_equal(a.predict_proba(X), c.predict_proba(X))
+    assert next(c.module_.parameters()).device.type == "cpu"
+
+
+def test_different_seeds_differ(data):
+    X, y = data
+    a, b = fit(X, y, random_state=0), fit(X, y, random_state=1)
+    assert not np.array_equal(a.predict_proba(X), b.predict_proba(X))
+
+
+def test_global_rng_untouched(data):
+    X, y = data
+    torch.manual_seed(123)
+    np.random.seed(123)
+    expected_t, expected_np = torch.rand(3), np.random.rand(3)
+    torch.manual_seed(123)
+    np.random.seed(123)
+    fit(X, y, random_state=0, dropout=0.2)
+    np.testing.assert_array_equal(torch.rand(3), expected_t)
+    np.testing.assert_array_equal(np.random.rand(3), expected_np)
+    # random_state=None draws its seed from numpy's global RNG (as sklearn does),
+    # but torch's global RNG is still left alone
+    torch.manual_seed(123)
+    fit(X, y, random_state=None, dropout=0.2)
+    np.testing.assert_array_equal(torch.rand(3), expected_t)
+
+
+def test_proba_log_proba_decision_consistent(data):
+    X, y = data
+    clf = fit(X, y)
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(np.log(proba), clf.predict_log_proba(X), atol=1e-6)
+    np.testing.assert_array_equal(clf.classes_[proba.argmax(axis=1)], clf.predict(X))
+    np.testing.assert_array_equal(clf.decision_function(X).argmax(axis=1), proba.argmax(axis=1))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_input_rejected(data, bad):
+    X, y = data
+    Xb = X.copy()
+    Xb[0, 0] = bad
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        fit(Xb, y)
+    clf = fit(X, y)
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        clf.predict(Xb)
+
+
+def test_wrong_feature_count_at_predict(data):
+    X, y = data
+    clf = fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        clf.predict(X[:, :-1])
+
+
+def test_single_class_rejected(data):
+    X, _ = data
+    with pytest.raises(ValueError, match="one class"):
+        fit(X, np.zeros(len(X)))
+
+
+def test_sparse_rejected(data):
+    sp = pytest.importorskip("scipy.sparse")
+    X, y = data
+    with pytest.raises(TypeError, match="[Ss]parse"):
+        fit(sp.csr_matrix(X), y)
+
+
+def test_negative_sample_weight_rejected(data):
+    X, y = data
+    w = np.ones(len(y))
+    w[0] = -1
+    with pytest.raises(ValueError, match="[Nn]egative"):
+        HopfieldClassifier(**FAST).fit(X, y, sample_weight=w)
+
+
+def test_bad_structure_rejected(data):
+    X, y = data
+    with pytest.raises(ValueError, match="hidden_dim"):
+        fit(X, y, n_heads=2)
+    with pytest.raises(ValueError, match="divisible"):
+        fit(X, y, n_heads=3, hidden_dim=8)
+    with pytest.raises(ValueError, match="class_weight"):
+        fit(X, y, class_weight={5: 2.0})
+
+
+def test_sample_weight_matters(data):
+    X, y = data
+    w = np.where(y == 0, 1e-3, 1.0)  # class 0 all but ignored
+    plain = fit(X, y, max_iter=60)
+    weighted = HopfieldClassifier(max_iter=60, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        weighted.fit(X, y, sample_weight=w)
+    p0 = plain.predict_proba(X)[:, 0].mean()
+    w0 = weighted.predict_proba(X)[:, 0].mean()
+    assert w0 < p0
+
+
+def test_class_weight_matters(data):
+    X, y = data
+    plain = fit(X, y, max_iter=60)
+    heavy = fit(X, y, max_iter=60, class_weight={0: 20.0, 1: 1.0, 2: 1.0})
+    assert heavy.predict_proba(X)[:, 0].mean() > plain.predict_proba(X)[:, 0].mean()
+    balanced = fit(X, y, max_iter=60, class_weight="balanced")
+    assert balanced.score(X, y) > 0.8
+
+
+def test_warm_start_continues(data):
+    X, y = data
+    clf = fit(X, y, max_iter=5, tol=0.0, warm_start=True)
+    first = list(clf.loss_curve_)
+    state = {k: v.clone() for k, v in clf.module_.state_dict().items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    assert clf.n_iter_ == 10
+    assert clf.loss_curve_[:5] == first
+    # continued from where it was: the second run starts below the first run's start
+    assert clf.loss_curve_[5] < first[0]
+    assert any(not torch.equal(state[k], v) for k, v in clf.module_.state_dict().items())
+    cold = fit(X, y, max_iter=5, tol=0.0)
+    assert cold.n_iter_ == 5
+
+
+def test_early_stopping(data):
+    X, y = data
+    clf = fit(X, y, early_stopping=True, validation_fraction=0.25, max_iter=200,
+              n_iter_no_change=5)
+    assert len(clf.validation_scores_) == clf.n_iter_
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    assert clf.n_iter_ < 200
+    assert fit(X, y).validation_scores_ is None
+
+
+def test_convergence_warning(data):
+    X, y = data
+    with pytest.warns(ConvergenceWarning, match="max_iter"):
+        HopfieldClassifier(max_iter=2, tol=0.0, random_state=0).fit(X, y)
+
+
+def test_verbose_prints_epochs(data, capsys):
+    X, y = data
+    fit(X, y, max_iter=3, tol=0.0, verbose=1)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("Iteration")]
+    assert len(lines) == 3 and "loss = " in lines[0]
+
+
+@pytest.mark.parametrize("n_threads", [1, None])
+def test_threads_restored(data, n_threads):
+    X, y = data
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        clf = fit(X, y, n_threads=n_threads, max_iter=3)
+        clf.predict(X)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_embedding_heads_and_similarities(data):
+    X, y = data
+    for params in [dict(hidden_dim=8, n_heads=2), dict(similarity="cosine"),
+                   dict(similarity="dot", linear_head=False), dict(n_memories=200)]:
+        clf = fit(X, y, max_iter=60, **params)
+        assert clf.score(X, y) > 0.8, params
+    assert fit(X, y, n_memories=10).n_memories_ == 10
+
+
+def test_interrupted_fit_leaves_estimator_unchanged(data, monkeypatch):
+    X, y = data
+    clf = fit(X, y)
+    before = clf.predict_proba(X)
+    import skhop._classifier as mod
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mod, "train", boom)
+    with pytest.raises(KeyboardInterrupt):
+        clf.set_params(max_iter=7).fit(X, y[::-1].copy())
+    np.testing.assert_array_equal(clf.predict_proba(X), before)
