@@ -268,13 +268,14 @@ def nearest_rival(features, similarity, *, max_rows=4096, chunk_size=None):
     return torch.cat(self_scores), torch.cat(rivals)
 
 
-def min_separation(features, *, max_rows=4096, chunk_size=None):
+def min_separation(features, *, max_rows=4096, chunk_size=None, rival=None):
     """Smallest pairwise angle (radians) between the normalised rows of ``features``.
 
     The spherical-code figure of U-Hop+: larger is better separated. ``pi``
     for a single row, 0 for duplicate (or zero) rows. Exact up to
     ``max_rows`` rows; beyond, estimated from a random sample of that many
     anchor rows against all rows (the true minimum can only be smaller).
+    ``rival`` may pass ``nearest_rival(features, "cosine")`` computed already.
 
     Examples
     --------
@@ -285,12 +286,14 @@ def min_separation(features, *, max_rows=4096, chunk_size=None):
     """
     if features.shape[0] < 2:
         return math.pi
-    _, rival = nearest_rival(features, "cosine", max_rows=max_rows, chunk_size=chunk_size)
-    c = float(rival.max().clamp(-1.0, 1.0))
+    if rival is None:
+        rival = nearest_rival(features, "cosine", max_rows=max_rows, chunk_size=chunk_size)
+    c = float(rival[1].max().clamp(-1.0, 1.0))
     return math.acos(c)
 
 
-def auto_beta(features, similarity, *, eps=AUTO_BETA_EPS, max_rows=4096, chunk_size=None):
+def auto_beta(features, similarity, *, eps=AUTO_BETA_EPS, max_rows=4096, chunk_size=None,
+              rival=None):
     """Inverse temperature that makes the stored patterns near-fixed points.
 
     Rule: queried with a stored pattern, the softmax must put at most
@@ -307,7 +310,8 @@ def auto_beta(features, similarity, *, eps=AUTO_BETA_EPS, max_rows=4096, chunk_s
     by the dot product) is floored at ``1e-3`` times the score range, and
     ``beta`` is capped so that ``beta * score range <= 1e4``; the result is
     finite and positive. One pattern gives ``log(1 / eps) / range``.
-    Same sampling as :func:`min_separation` beyond ``max_rows`` rows.
+    Same sampling as :func:`min_separation` beyond ``max_rows`` rows;
+    ``rival`` may pass ``nearest_rival(features, similarity)`` computed already.
 
     Examples
     --------
@@ -328,7 +332,9 @@ def auto_beta(features, similarity, *, eps=AUTO_BETA_EPS, max_rows=4096, chunk_s
     scale = max(scale, _EPS)
     if M < 2:
         return math.log(1.0 / eps) / scale
-    own, rival = nearest_rival(features, similarity, max_rows=max_rows, chunk_size=chunk_size)
+    if rival is None:
+        rival = nearest_rival(features, similarity, max_rows=max_rows, chunk_size=chunk_size)
+    own, rival = rival
     gap = float((own - rival).min())
     gap = max(gap, 1e-3 * scale)
     beta = math.log((M - 1) / eps) / gap

@@ -28,7 +28,13 @@ from ._base import (
     seeded,
     torch_threads,
 )
-from ._kernel import SEPARATION_LOSSES, auto_beta, fit_feature_map, min_separation
+from ._kernel import (
+    SEPARATION_LOSSES,
+    auto_beta,
+    fit_feature_map,
+    min_separation,
+    nearest_rival,
+)
 from .nn._separation import CHUNKABLE, SEPARATIONS, stable_topk
 from .nn.functional import (
     AUTO_CHUNK_ELEMENTS,
@@ -327,12 +333,14 @@ default="softmax"
 
     def _stats(self, X_t, keys_t, identity):
         """beta in feature space, beta for partial queries (input space), min separation."""
+        cos_rival = nearest_rival(keys_t, "cosine") if keys_t.shape[0] > 1 else None
         if self.beta == "auto":
-            beta = auto_beta(keys_t, self.similarity)
+            rival = cos_rival if self.similarity == "cosine" else None
+            beta = auto_beta(keys_t, self.similarity, rival=rival)
             beta_in = beta if identity else auto_beta(X_t, self.similarity)
         else:
             beta = beta_in = float(self.beta)
-        return beta, beta_in, min_separation(keys_t)
+        return beta, beta_in, min_separation(keys_t, rival=cos_rival)
 
     def _build_ann(self, keys, seed):
         """Inverted lists with 4-bit product-quantised codes (faiss fast scan).
