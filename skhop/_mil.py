@@ -44,7 +44,7 @@ __all__ = ["HopfieldMILClassifier"]
 
 # Bags per forward pass at predict time (bags sorted by size, so little padding).
 _PREDICT_BAGS = 512
-_POOLINGS = ("mean", "max")
+_POOLINGS = ("mean", "max", "min")
 
 
 class _MILNet(Rebuildable, nn.Module):
@@ -58,7 +58,7 @@ class _MILNet(Rebuildable, nn.Module):
     """
 
     def __init__(self, n_features, n_classes, hidden_dim, n_layers, num_heads, num_queries,
-                 beta, learn_beta, normalize, dropout, attention_dropout, pooling):
+                 beta, learn_beta, normalize, dropout, attention_dropout, pooling, skip=False):
         super().__init__()
         layers = []
         width = n_features
@@ -66,6 +66,9 @@ class _MILNet(Rebuildable, nn.Module):
             layers += [nn.Linear(width, hidden_dim), nn.ReLU(), nn.Dropout(dropout)]
             width = hidden_dim
         self.encoder = nn.Sequential(*layers)
+        self.skip = bool(skip) and n_layers > 0
+        if self.skip:
+            width += n_features
         self.pool = HopfieldPooling(width, hidden_dim, hidden_dim, num_heads=num_heads,
                                     num_queries=num_queries, beta=beta, learn_beta=learn_beta,
                                     normalize=normalize, dropout=attention_dropout)
@@ -75,6 +78,8 @@ class _MILNet(Rebuildable, nn.Module):
 
     def forward(self, x, mask, return_attention=False):
         h = self.encoder(x)
+        if self.skip:
+            h = torch.cat([h, x], dim=-1)
         pooled, attn = self.pool(h, key_padding_mask=mask, return_attention=True)
         feats = [pooled]
         pad = mask.unsqueeze(-1)
@@ -82,8 +87,10 @@ class _MILNet(Rebuildable, nn.Module):
             if kind == "mean":
                 keep = (~pad).to(h.dtype)
                 feats.append((h * keep).sum(dim=1) / keep.sum(dim=1))
-            else:  # max
+            elif kind == "max":
                 feats.append(h.masked_fill(pad, -math.inf).amax(dim=1))
+            else:  # min
+                feats.append(h.masked_fill(pad, math.inf).amin(dim=1))
         scores = self.head(torch.cat(feats, dim=1))
         return (scores, attn) if return_attention else scores
 
@@ -248,6 +255,7 @@ class HopfieldMILClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator)
         "learn_beta": ["boolean"],
         "normalize": ["boolean"],
         "pooling": [tuple, list],
+        "skip": ["boolean"],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "attention_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "bag_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
@@ -278,6 +286,7 @@ class HopfieldMILClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator)
         learn_beta=False,
         normalize=True,
         pooling=("mean", "max"),
+        skip=False,
         dropout=0.1,
         attention_dropout=0.0,
         bag_dropout=0.1,
@@ -304,6 +313,7 @@ class HopfieldMILClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator)
         self.learn_beta = learn_beta
         self.normalize = normalize
         self.pooling = pooling
+        self.skip = skip
         self.dropout = dropout
         self.attention_dropout = attention_dropout
         self.bag_dropout = bag_dropout
@@ -364,7 +374,7 @@ class HopfieldMILClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator)
                        int(self.n_layers), int(self.num_heads), int(self.num_queries),
                        None if self.beta is None else float(self.beta), bool(self.learn_beta),
                        bool(self.normalize), float(self.dropout),
-                       float(self.attention_dropout), pooling)
+                       float(self.attention_dropout), pooling, bool(self.skip))
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -556,7 +566,8 @@ class HopfieldMILClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator)
         y : ndarray of shape (n_bags,)
             Labels from ``classes_``.
         """
-        return self.classes_[np.argmax(self._forward(X)[0], axis=1)]
+        scores = self._forward(X)[0]
+        return self.classes_[np.argmax(scores, axis=1)]
 
     def instance_attention(self, X):
         """How much each instance of each bag contributes to the Hopfield pooling.
