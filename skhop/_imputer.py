@@ -20,6 +20,7 @@ from sklearn.impute import MissingIndicator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, MissingValues, StrOptions
 from sklearn.utils.validation import FLOAT_DTYPES, check_is_fitted, validate_data
+from torch import nn
 
 from ._base import (
     VersionedStateMixin,
@@ -40,35 +41,56 @@ __all__ = ["HopfieldImputer"]
 _BLOCK_ELEMENTS = 1 << 22
 
 
-def _masked_scores(q, oq, x, ox, xsq, similarity, mem_complete):
+def _masked_scores(q, oq, mem, similarity, beta=1.0):
     """Similarity of state rows and stored rows over the coordinates observed in both.
 
     ``q`` (L, d) holds 0 at unobserved entries and ``oq`` (L, d) is 1 where
-    observed; likewise ``x``, ``ox`` (M, d) for the stored patterns and
-    ``xsq = x * x``. ``"neg_l2"`` is ``-0.5 * d / n * sum_c (q_c - x_c)^2``
-    over the ``n`` common coordinates (the scaling of
+    observed; ``mem`` holds the stored rows ``x`` (M, d) with 0 at missing
+    entries, premultiplied by the feature weights ``w`` (d,):
+    ``xw = x * w``, ``ow = observed * w``, ``xxw = x * x * w``, and
+    ``total = sum(w)``. With ``W`` the summed weight of the coordinates
+    observed in both rows, ``"neg_l2"`` is
+    ``-0.5 * total / W * sum_c w_c (q_c - x_c)^2`` over those coordinates
+    (with unit weights, the scaling of
     :func:`sklearn.metrics.pairwise.nan_euclidean_distances`), ``"cosine"``
-    the cosine of the two vectors restricted to the common coordinates and
-    ``"dot"`` their dot product times ``d / n``. Pairs with no common
-    coordinate score ``-inf``. Returns (scores (L, M), n_common (L, M)).
+    the weighted cosine of the two rows restricted to them and ``"dot"``
+    their weighted dot product times ``total / W``. Pairs with no common
+    coordinate score ``-inf``; the scores are multiplied by ``beta`` before
+    that mask (so its gradient stays finite).
     """
-    d = q.shape[-1]
-    dot = q @ x.T
-    if mem_complete:
-        n_c = oq.sum(-1, keepdim=True).expand_as(dot)
-        qq = (q * q).sum(-1, keepdim=True)
+    dot = q @ mem.xw.mT
+    if mem.complete:
+        w = mem.ow[0]
+        n_c = (oq @ w).unsqueeze(-1)
+        qq = ((q * q) @ w).unsqueeze(-1)
     else:
-        n_c = oq @ ox.T
-        qq = (q * q) @ ox.T
+        n_c = oq @ mem.ow.mT
+        qq = (q * q) @ mem.ow.mT
+    none = n_c <= 0
+    # (no inf where nothing is in common: those pairs are masked, and gradients stay finite)
+    scale = mem.total / torch.where(none, mem.total, n_c)
     if similarity == "dot":
-        s = dot * (d / n_c.clamp_min(1.0))
+        s = dot * scale
     else:
-        xx = oq @ xsq.T
+        xx = oq @ mem.xxw.mT
         if similarity == "cosine":
             s = dot / (qq * xx).clamp_min(1e-24).sqrt()
         else:
-            s = (qq - 2.0 * dot + xx).clamp_min_(0.0).mul_(-0.5 * d / n_c.clamp_min(1.0))
-    return s.masked_fill(n_c < 0.5, float("-inf")), n_c
+            s = -0.5 * scale * (qq - 2.0 * dot + xx).clamp_min(0.0)
+    return (beta * s).masked_fill(none, float("-inf"))
+
+
+class _Weighted:
+    """Stored rows premultiplied by feature weights, as :func:`_masked_scores` needs them."""
+
+    def __init__(self, x, observed, weights, complete):
+        self.complete = complete
+        if weights is None:
+            weights = torch.ones(x.shape[-1], dtype=x.dtype, device=x.device)
+        self.xw = x * weights
+        self.ow = observed * weights
+        self.xxw = x * self.xw
+        self.total = weights.sum()
 
 
 def _block_rows(n_memories, chunk_size):
@@ -80,12 +102,15 @@ def _block_rows(n_memories, chunk_size):
 class _Memory:
     """The stored rows on the working device, with what the scores need."""
 
-    def __init__(self, x, missing, fallback, feature_map, similarity, device, dtype):
+    def __init__(self, x, missing, fallback, feature_map, similarity, device, dtype,
+                 weights=None):
         self.x = torch.as_tensor(x, dtype=dtype, device=device)
         self.fallback = torch.as_tensor(fallback, dtype=dtype, device=device)
         self.observed = (~torch.as_tensor(missing, device=device)).to(dtype)
         self.complete = not bool(missing.any())
-        self.xsq = self.x * self.x
+        if weights is not None:
+            weights = torch.as_tensor(weights, dtype=dtype, device=device)
+        self.weighted = _Weighted(self.x, self.observed, weights, self.complete)
         self.similarity = similarity
         self.feature_map = feature_map
         self.features = None
@@ -99,9 +124,7 @@ class _Memory:
     def scores(self, q, oq):
         """Scores (L, M) of states ``q`` (0 at unobserved entries, ``oq`` 1 where observed)."""
         if self.feature_map is None:
-            s, _ = _masked_scores(q, oq, self.x, self.observed, self.xsq, self.similarity,
-                                  self.complete)
-            return s
+            return _masked_scores(q, oq, self.weighted, self.similarity)
         # kernel mode: unobserved entries of the state hold the column mean
         return similarity_scores(self.feature_map(self._filled(q, oq)), self.features,
                                  self.similarity)
@@ -229,6 +252,74 @@ def _select_beta(mem, scale_grid, separation, top_k, block_rows, n_rows, n_repea
     return (errors / count).numpy(), unit
 
 
+class _MetricNet(nn.Module):
+    """Learnable log feature weights and log inverse temperature (used inside ``fit`` only)."""
+
+    def __init__(self, n_features, log_beta):
+        super().__init__()
+        self.log_weights = nn.Parameter(torch.zeros(n_features))
+        self.log_beta = nn.Parameter(torch.tensor(float(log_beta)))
+
+
+def _hide_one(observed_rows):
+    """One observed column per row, uniformly at random (torch RNG)."""
+    keys = torch.rand(observed_rows.shape, dtype=observed_rows.dtype,
+                      device=observed_rows.device) * observed_rows
+    return keys.argmax(-1)
+
+
+def _learn_weights(x, observed, complete, beta, similarity, separation, top_k, *, max_iter,
+                   learning_rate, max_rows, batch_size):
+    """Fit feature weights and beta by self-supervised completion of hidden observed entries.
+
+    Each step hides one observed entry of each row of a batch, fills it from
+    the *other* stored rows, and takes a gradient step on the squared error.
+    Uses at most ``max_rows`` stored rows (a random sample). Returns the
+    weights (normalised to mean 1), the matching beta and the loss curve.
+    """
+    from ._training import train
+
+    M, d = x.shape
+    if M > max_rows:
+        keep = torch.randperm(M, device=x.device)[:max_rows].sort().values
+        x, observed = x[keep], observed[keep]
+        M = max_rows
+    eligible = torch.nonzero(observed.sum(-1) >= 2).squeeze(1)
+    if eligible.numel() == 0 or M < 2 or max_iter == 0:
+        return None, beta, []
+    net = _MetricNet(d, math.log(beta)).to(device=x.device, dtype=x.dtype)
+
+    def batch_loss(module, rows):
+        n = rows.shape[0]
+        ar = torch.arange(n, device=x.device)
+        col = _hide_one(observed[rows])
+        oq = observed[rows].clone()
+        oq[ar, col] = 0.0
+        w = module.log_weights.exp()
+        mem = _Weighted(x, observed, w, complete)
+        s = _masked_scores(x[rows] * oq, oq, mem, similarity, beta=module.log_beta.exp())
+        lacking = observed[:, col].mT < 0.5
+        lacking[ar, rows] = True  # not itself
+        lacking = lacking | torch.isneginf(s)
+        a = separate(s.masked_fill(lacking, float("-inf")), separation, mask=lacking,
+                     top_k=top_k)
+        total = a.sum(-1)
+        fill = (a * x[:, col].mT).sum(-1) / total.clamp_min(torch.finfo(total.dtype).tiny)
+        has = (~lacking).any(-1)
+        err = (fill - x[rows, col]) ** 2
+        return torch.where(has, err, torch.zeros_like(err)).sum() / has.sum().clamp_min(1)
+
+    with torch.enable_grad():
+        result, _ = train(net, batch_loss, (eligible,), max_iter=max_iter,
+                          batch_size=min(batch_size, eligible.numel()),
+                          learning_rate=learning_rate, weight_decay=0.0, tol=1e-4,
+                          n_iter_no_change=10, name="feature weights")
+    w = net.log_weights.detach().exp()
+    mean = w.mean()
+    beta = float(net.log_beta.detach().exp() * mean)
+    return (w / mean).cpu().numpy().astype(np.float64), beta, list(result.loss_curve)
+
+
 def _is_nan(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isnan(value)
 
@@ -239,6 +330,9 @@ _DEFAULT_BETA_SCALE = 4.0
 # rows sampled (per repeat) by the self-supervised choice of beta
 _SELECT_ROWS = 1000
 _SELECT_REPEATS = 2
+# training of the feature weights: at most this many rows, in batches of this many
+_TRAIN_ROWS = 4096
+_TRAIN_BATCH = 256
 
 
 class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
@@ -286,6 +380,18 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         Retrieval steps. After the first, the completed row is the new state
         and is compared with the stored rows over all its entries; observed
         entries are never changed.
+    feature_weights : {"auto", "learned", "uniform"}, default="auto"
+        Weights of the features in the similarity. ``"learned"`` fits one
+        positive weight per feature, together with ``beta``, by
+        self-supervision: observed training entries are hidden one per row
+        and filled back from the other rows, and the weights and ``beta``
+        take AdamW steps on the squared error (``max_iter`` epochs of
+        batches of 256 rows, ``learning_rate``; at most 4,096 training rows
+        take part). Features that help to predict the others gain weight,
+        noise features lose it. ``"uniform"`` weighs every feature alike
+        (the metric of :class:`~sklearn.impute.KNNImputer`). ``"auto"`` is
+        ``"learned"`` unless a Stage I feature map is used (``feature_dim``
+        or ``separation_loss`` set), where it is ``"uniform"``.
     standardize : bool, default=True
         Compare rows after scaling each feature to zero mean and unit
         variance with the statistics of its observed training entries, so
@@ -304,10 +410,11 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         :class:`~skhop.KernelHopfieldRetriever`).
     tau : float, default=0.1
         Temperature of the ``"lse"`` and ``"uniformity"`` losses.
-    max_iter : int, default=100
-        Stage I epochs.
-    learning_rate : float, default=0.01
-        Stage I learning rate.
+    max_iter : int, default=50
+        Epochs of the training in ``fit``: of the feature weights, or of
+        Stage I when a feature map is used.
+    learning_rate : float, default=0.05
+        AdamW learning rate of that training.
     chunk_size : int or None, default=None
         Rows completed per block; bounds the ``(rows, n_memories)`` score
         block. ``None`` keeps each block under 4 Mi scores.
@@ -343,6 +450,11 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         standardising or when it is 0).
     beta_ : float
         The inverse temperature used.
+    feature_weights_ : ndarray of shape (n_valid_features,)
+        Weights of the kept features in the similarity (mean 1; all ones
+        with ``"uniform"``).
+    loss_curve_ : list of float or None
+        Training loss per epoch of the feature weights or of Stage I.
     beta_grid_ : ndarray of shape (n_candidates,) or None
         Candidate values of ``beta`` tried by ``beta="auto"``.
     beta_errors_ : ndarray of shape (n_candidates,) or None
@@ -399,6 +511,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         "separation": [StrOptions({"softmax", "sparsemax", "entmax15", "topk"})],
         "top_k": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "n_steps": [Interval(numbers.Integral, 1, None, closed="left")],
+        "feature_weights": [StrOptions({"auto", "learned", "uniform"})],
         "standardize": ["boolean"],
         "feature_dim": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "separation_loss": [StrOptions(set(SEPARATION_LOSSES)), None],
@@ -423,12 +536,13 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         separation="softmax",
         top_k=None,
         n_steps=1,
+        feature_weights="auto",
         standardize=True,
         feature_dim=None,
         separation_loss=None,
         tau=0.1,
-        max_iter=100,
-        learning_rate=0.01,
+        max_iter=50,
+        learning_rate=0.05,
         chunk_size=None,
         add_indicator=False,
         keep_empty_features=False,
@@ -443,6 +557,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         self.separation = separation
         self.top_k = top_k
         self.n_steps = n_steps
+        self.feature_weights = feature_weights
         self.standardize = standardize
         self.feature_dim = feature_dim
         self.separation_loss = separation_loss
@@ -479,6 +594,10 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         if self.separation == "topk" and self.top_k is None:
             raise ValueError("separation='topk' needs top_k, the number of stored rows kept; "
                              "set top_k to a positive int.")
+        if self.feature_weights == "learned" and self._kernel_mode():
+            raise ValueError("feature_weights='learned' is not available with a Stage I "
+                             "feature map (feature_dim or separation_loss set); use "
+                             "feature_weights='auto' or 'uniform'.")
         check_n_threads(self.n_threads)
         return resolve_device(self.device)
 
@@ -525,7 +644,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         seed = seed_from(rng)
 
         dtype = torch.float32
-        feature_map, stage_curve = None, None
+        feature_map, stage_curve, weights = None, None, None
         beta_grid = beta_errors = None
         with torch_threads(self.n_threads), seeded(seed, device), torch.no_grad():
             if self._kernel_mode() and memories.shape[1] > 0:
@@ -552,6 +671,14 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
                         beta = float(beta_grid[int(np.argmin(errors))])
                 else:
                     beta = float(self.beta)
+                learned = self.feature_weights == "learned" or (
+                    self.feature_weights == "auto" and not self._kernel_mode())
+                if learned:
+                    weights, beta, stage_curve = _learn_weights(
+                        mem.x, mem.observed, mem.complete, beta, self.similarity,
+                        self.separation, self.top_k, max_iter=self.max_iter,
+                        learning_rate=self.learning_rate, max_rows=_TRAIN_ROWS,
+                        batch_size=_TRAIN_BATCH)
             else:
                 beta = 1.0 if self.beta == "auto" else float(self.beta)
         indicator = None
@@ -570,8 +697,9 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         self.beta_ = beta
         self.beta_grid_ = beta_grid
         self.beta_errors_ = beta_errors
+        self.feature_weights_ = (np.ones(memories.shape[1]) if weights is None else weights)
         self.feature_map_ = None if feature_map is None else feature_map.cpu()
-        self.stage_i_loss_curve_ = stage_curve
+        self.loss_curve_ = stage_curve
         self.indicator_ = indicator
         return self
 
@@ -609,7 +737,8 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
             with torch_threads(self.n_threads), torch.no_grad():
                 dtype = torch.float32
                 mem = _Memory(self.memories_, self.memory_mask_, self._fallback,
-                              self.feature_map_, self.similarity, device, dtype)
+                              self.feature_map_, self.similarity, device, dtype,
+                              weights=self.feature_weights_)
                 zt = torch.as_tensor(z, dtype=dtype, device=device)
                 mt = torch.as_tensor(sub_miss, device=device)
                 block = _block_rows(self.memories_.shape[0], self.chunk_size)
