@@ -171,7 +171,24 @@ def _read_out(s, mem, separation, top_k, rows_cols):
     return fills, empty
 
 
-def _complete(z, missing, mem, beta, separation, top_k, n_steps, block_rows):
+def _scaled(s, beta, similarity, lacking=None):
+    """``beta * s``, or with ``lacking`` (True = not a candidate) the sharpened scores.
+
+    Sharpening raises each row's beta to ``1 / D1`` when that is larger, ``D1``
+    being the distance (``-s`` for ``"neg_l2"``, ``1 - s`` for ``"cosine"``)
+    to the nearest candidate stored row: a row that lies much closer to one
+    stored row than the temperature is retrieved from it (an exact match is
+    recalled exactly), any other row is completed at ``beta``.
+    """
+    if lacking is None or similarity == "dot":
+        return beta * s
+    dist = -s if similarity == "neg_l2" else 1.0 - s
+    d1 = dist.masked_fill(lacking, float("inf")).amin(-1, keepdim=True)
+    b = torch.clamp(1.0 / d1.clamp_min(1e-30), min=beta, max=1e30)
+    return b * s
+
+
+def _complete(z, missing, mem, beta, sharpen, separation, top_k, n_steps, block_rows):
     """Fill the missing entries of working-space rows ``z`` (0 at missing entries) in place."""
     L = z.shape[0]
     for start in range(0, L, block_rows):
@@ -182,8 +199,13 @@ def _complete(z, missing, mem, beta, separation, top_k, n_steps, block_rows):
             continue
         oq = (~miss).to(q.dtype)
         state = q
-        for _ in range(n_steps):
-            s = beta * mem.scores(state, oq)
+        for step in range(n_steps):
+            s = mem.scores(state, oq)
+            lacking = None
+            if sharpen and step == 0:
+                # candidates: stored rows that observe a missing entry of the row
+                lacking = ((miss.to(s.dtype) @ mem.observed.mT) <= 0) | torch.isneginf(s)
+            s = _scaled(s, beta, mem.similarity, lacking)
             fills, empty = _read_out(s, mem, separation, top_k, (rows, cols))
             # nothing to read from: the column mean
             fills = torch.where(empty, mem.fallback[cols], fills)
@@ -198,8 +220,9 @@ def _select_beta(mem, scale_grid, separation, top_k, block_rows, n_rows, n_repea
 
     Each sampled stored row loses one random observed entry, is compared with
     every *other* stored row, and the hidden entry is read out at every beta
-    of the grid; returns the grid's mean squared errors and the median
-    absolute score (the unit of the grid).
+    of the grid, without and with sharpening (see :func:`_scaled`); returns
+    the mean squared errors (2, n_grid) and the median absolute score (the
+    unit of the grid).
     """
     x, observed = mem.x, mem.observed
     M = x.shape[0]
@@ -207,7 +230,7 @@ def _select_beta(mem, scale_grid, separation, top_k, block_rows, n_rows, n_repea
     eligible = torch.nonzero(n_obs >= 2).squeeze(1).cpu().numpy()
     if eligible.size == 0 or M < 2:
         return None, None
-    errors = torch.zeros(len(scale_grid), dtype=torch.float64)
+    errors = torch.zeros(2, len(scale_grid), dtype=torch.float64)
     count = 0
     unit = None
     for _ in range(n_repeats):
@@ -242,10 +265,12 @@ def _select_beta(mem, scale_grid, separation, top_k, block_rows, n_rows, n_repea
             truth = x[r, c]
             has = torch.isfinite(s).any(-1)
             for t, a in enumerate(scale_grid):
-                w = separate(s * (a / unit), separation, mask=lacking, top_k=top_k)
-                fill = (w * values).sum(-1) / w.sum(-1).clamp_min(1e-30)
-                fill = torch.where(has, fill, mem.fallback[c])
-                errors[t] += float(((fill - truth) ** 2).sum())
+                for sharp in (0, 1):
+                    sc = _scaled(s, a / unit, mem.similarity, lacking if sharp else None)
+                    w = separate(sc, separation, mask=lacking, top_k=top_k)
+                    fill = (w * values).sum(-1) / w.sum(-1).clamp_min(1e-30)
+                    fill = torch.where(has, fill, mem.fallback[c])
+                    errors[sharp, t] += float(((fill - truth) ** 2).sum())
             count += n
     if unit is None or count == 0:
         return None, None
@@ -327,12 +352,16 @@ def _is_nan(value):
 # beta = a / (median |score|) for a on this grid when beta="auto"
 _BETA_GRID = tuple(2.0 ** k for k in range(-2, 11))
 _DEFAULT_BETA_SCALE = 4.0
+# sharpening is kept unless it raises the self-supervised error by more than this share
+_SHARPEN_TOL = 0.01
 # rows sampled (per repeat) by the self-supervised choice of beta
 _SELECT_ROWS = 1000
 _SELECT_REPEATS = 2
 # training of the feature weights: at most this many rows, in batches of this many
 _TRAIN_ROWS = 4096
 _TRAIN_BATCH = 256
+# feature_weights="auto" learns the weights up to this many features
+_AUTO_LEARN_MAX_FEATURES = 256
 
 
 class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
@@ -362,7 +391,9 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         hidden and filled back from the other rows at every
         ``beta = a / u`` with ``a`` in ``2**-2 ... 2**10`` and ``u`` the
         median absolute score; the ``beta`` with the smallest mean squared
-        error is kept. No target values and no test data are used.
+        error is kept. The same search decides on *sharpening* (see Notes).
+        No target values and no test data are used. A number is used as
+        given, without sharpening.
     similarity : {"neg_l2", "cosine", "dot"}, default="neg_l2"
         Comparison over the entries observed in both rows: ``"neg_l2"`` is
         ``-0.5 * d / n * sum (q_c - x_c)**2`` over the ``n`` common entries
@@ -450,11 +481,16 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         standardising or when it is 0).
     beta_ : float
         The inverse temperature used.
+    sharpen_ : bool
+        Whether rows much closer to one stored row than the temperature
+        ``1 / beta_`` are retrieved from it (see Notes).
     feature_weights_ : ndarray of shape (n_valid_features,)
         Weights of the kept features in the similarity (mean 1; all ones
         with ``"uniform"``).
     loss_curve_ : list of float or None
         Training loss per epoch of the feature weights or of Stage I.
+    n_iter_ : int
+        Epochs of that training (0 without training).
     beta_grid_ : ndarray of shape (n_candidates,) or None
         Candidate values of ``beta`` tried by ``beta="auto"``.
     beta_errors_ : ndarray of shape (n_candidates,) or None
@@ -477,6 +513,19 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
 
     Notes
     -----
+    Retrieval and imputation pull ``beta`` in opposite directions: a row
+    that *is* a stored row with some entries hidden should be recalled
+    exactly (a large ``beta``), a new row is best completed from several
+    similar rows (a moderate ``beta``). With ``beta="auto"`` each row may
+    raise its own inverse temperature to ``1 / D1``, ``D1`` being its
+    distance to the nearest stored row that can fill it (``-sim`` for
+    ``"neg_l2"``, ``1 - sim`` for ``"cosine"``): rows far closer to one
+    stored row than the others are retrieved from it, exact matches are
+    recalled exactly, and other rows are completed at ``beta_``. This
+    sharpening is kept only if it does not raise the self-supervised error
+    by more than 1% (it hurts on data with many duplicate rows, where an
+    exact match says little), and is recorded in ``sharpen_``.
+
     Features with no observed value in ``fit`` are dropped (or kept and
     filled with 0, see ``keep_empty_features``). A row with no observed
     entry, or with no entry in common with any stored row that observes a
@@ -645,6 +694,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
 
         dtype = torch.float32
         feature_map, stage_curve, weights = None, None, None
+        sharpen = False
         beta_grid = beta_errors = None
         with torch_threads(self.n_threads), seeded(seed, device), torch.no_grad():
             if self._kernel_mode() and memories.shape[1] > 0:
@@ -667,12 +717,17 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
                         beta = _DEFAULT_BETA_SCALE
                     else:
                         beta_grid = np.asarray(_BETA_GRID) / unit
-                        beta_errors = errors
-                        beta = float(beta_grid[int(np.argmin(errors))])
+                        off, on = int(np.argmin(errors[0])), int(np.argmin(errors[1]))
+                        # near-ties go to sharpening: stored rows are then recalled exactly
+                        sharpen = self.similarity != "dot" and (
+                            errors[1, on] <= (1.0 + _SHARPEN_TOL) * errors[0, off])
+                        beta_errors = errors[int(sharpen)]
+                        beta = float(beta_grid[on if sharpen else off])
                 else:
                     beta = float(self.beta)
                 learned = self.feature_weights == "learned" or (
-                    self.feature_weights == "auto" and not self._kernel_mode())
+                    self.feature_weights == "auto" and not self._kernel_mode()
+                    and memories.shape[1] <= _AUTO_LEARN_MAX_FEATURES)
                 if learned:
                     weights, beta, stage_curve = _learn_weights(
                         mem.x, mem.observed, mem.complete, beta, self.similarity,
@@ -695,11 +750,13 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         self._fallback = fallback
         self._valid_mask = valid
         self.beta_ = beta
+        self.sharpen_ = bool(sharpen)
         self.beta_grid_ = beta_grid
         self.beta_errors_ = beta_errors
         self.feature_weights_ = (np.ones(memories.shape[1]) if weights is None else weights)
         self.feature_map_ = None if feature_map is None else feature_map.cpu()
         self.loss_curve_ = stage_curve
+        self.n_iter_ = 0 if stage_curve is None else len(stage_curve)
         self.indicator_ = indicator
         return self
 
@@ -742,8 +799,8 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
                 zt = torch.as_tensor(z, dtype=dtype, device=device)
                 mt = torch.as_tensor(sub_miss, device=device)
                 block = _block_rows(self.memories_.shape[0], self.chunk_size)
-                zt = _complete(zt, mt, mem, self.beta_, self.separation, self.top_k,
-                               self.n_steps, block)
+                zt = _complete(zt, mt, mem, self.beta_, self.sharpen_, self.separation,
+                               self.top_k, self.n_steps, block)
                 filled = zt.cpu().numpy().astype(np.float64)
             filled = filled * scale + shift
             r, c = np.nonzero(sub_miss)
