@@ -107,11 +107,11 @@ def setup(app):
 BENCHMARKS = {
     "bench_core": "python benchmarks/bench_core.py",
     "uci": "python benchmarks/uci.py",
-    "dask_scaling": "python benchmarks/dask_scaling.py",
+    "grid_search": "python benchmarks/grid_search.py",
     "mil": "python benchmarks/mil.py",
     "retrieval": "python benchmarks/retrieval.py",
-    "imputer": "python benchmarks/imputer.py",
-    "skorch": "python benchmarks/skorch_compare.py",
+    "retrieval_speed": "python benchmarks/retrieval_speed.py",
+    "dask_scaling": "python benchmarks/dask_scaling.py",
 }
 
 
@@ -124,7 +124,10 @@ def _benchmark_includes():
     for name, command in names.items():
         src = results / f"{name}.md"
         if src.exists():
-            text = src.read_text(encoding="utf-8")
+            # headings of the file would become sections of the including
+            # page; keep them as bold lines
+            text = re.sub(r"^#{1,6}\s+(.+)$", r"**\1**", src.read_text(encoding="utf-8"),
+                          flags=re.MULTILINE)
         else:
             text = (f"*This table is written by `{command}` into "
                     f"`benchmarks/results/{name}.md`; it has not been produced in this "
