@@ -250,21 +250,29 @@ def nearest_rival(features, similarity, *, max_rows=4096, chunk_size=None):
         x = x / x.norm(dim=-1, keepdim=True).clamp_min(_EPS)
     anchors = _anchor_rows(M, max_rows, x.device)
     a_idx = torch.arange(M, device=x.device) if anchors is None else anchors
-    n_a = a_idx.shape[0]
-    if chunk_size is None:
-        chunk_size = max(1, _BLOCK_ELEMENTS // max(M, 1))
+    # blocks of (anchor rows) x (memory columns), at most _BLOCK_ELEMENTS scores each
+    a_block = min(a_idx.shape[0], 1024)
+    c_block = chunk_size or max(1, _BLOCK_ELEMENTS // max(a_block, 1))
     xx = (x * x).sum(-1)
     self_scores, rivals = [], []
-    for start in range(0, n_a, chunk_size):
-        idx = a_idx[start:start + chunk_size]
+    for start in range(0, a_idx.shape[0], a_block):
+        idx = a_idx[start:start + a_block]
         q = x[idx]
-        s = q @ x.mT
-        if similarity == "neg_l2":
-            s = (-0.5 * (xx[idx, None] - 2.0 * s + xx[None, :])).clamp_max(0.0)
-        own = s.gather(1, idx[:, None]).squeeze(1)
-        s = s.scatter(1, idx[:, None], float("-inf"))
+        own = torch.empty(idx.shape[0], dtype=x.dtype, device=x.device)
+        best = torch.full_like(own, float("-inf"))
+        for c0 in range(0, M, c_block):
+            c1 = min(c0 + c_block, M)
+            s = q @ x[c0:c1].mT
+            if similarity == "neg_l2":
+                s = (-0.5 * (xx[idx, None] - 2.0 * s + xx[None, c0:c1])).clamp_max(0.0)
+            rows = torch.nonzero((idx >= c0) & (idx < c1)).squeeze(1)
+            if rows.numel():
+                cols = idx[rows] - c0
+                own[rows] = s[rows, cols]
+                s[rows, cols] = float("-inf")  # in place: no second block allocated
+            best = torch.maximum(best, s.amax(dim=1))
         self_scores.append(own)
-        rivals.append(s.amax(dim=1) if M > 1 else torch.full_like(own, float("-inf")))
+        rivals.append(best)
     return torch.cat(self_scores), torch.cat(rivals)
 
 
