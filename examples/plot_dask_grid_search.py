@@ -111,8 +111,11 @@ def predict_big(model):
 # The ``__main__`` guard matters for scripts: worker processes are started by
 # importing the main module afresh.
 if __name__ == "__main__":
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           host="127.0.0.1", dashboard_address=None, silence_logs=40)
+    # (the quick smoke-test run uses in-process workers: the same code path
+    # without the process start-up)
+    where = dict(processes=False) if QUICK else dict(processes=True, host="127.0.0.1")
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None,
+                           silence_logs=40, **where)
     with cluster, Client(cluster) as client:
         search = search_on(client)
         plot_scores(search)
