@@ -13,9 +13,10 @@ from skhop._kernel import (
     auto_beta,
     fit_feature_map,
     min_separation,
+    nearest_rival,
     separation_loss_value,
 )
-from skhop.nn.functional import hopfield_retrieve
+from skhop.nn.functional import hopfield_retrieve, similarity_scores
 
 STAGE_I = dict(separation_loss="lse", max_iter=30, learning_rate=0.05, random_state=0)
 
@@ -133,6 +134,17 @@ def test_min_separation_known_codes():
     exact = min_separation(X)
     sampled = min_separation(X, max_rows=50)
     assert sampled >= exact - 1e-6  # an estimate from anchors can only be larger
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "dot", "neg_l2"])
+def test_nearest_rival_blocks_equal_brute_force(similarity):
+    X = torch.randn(70, 5)
+    S = similarity_scores(X, X, similarity)
+    own_ref = S.diagonal().clone()
+    rival_ref = S.masked_fill(torch.eye(70, dtype=torch.bool), float("-inf")).amax(1)
+    own, rival = nearest_rival(X, similarity, chunk_size=9)
+    torch.testing.assert_close(own, own_ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(rival, rival_ref, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("similarity", ["cosine", "dot"])
