@@ -341,3 +341,15 @@ def test_bad_memories_and_settings(patterns):
         ret.score(patterns, np.full(60, 60))
     with pytest.raises(ValueError, match="complete"):
         ret.energy(np.full((1, 16), np.nan))
+
+
+def test_approximate_pads_missing_candidates():
+    pytest.importorskip("faiss")
+    X = np.random.RandomState(8).randn(400, 8)
+    ret = KernelHopfieldRetriever(index="approximate", n_lists=10, n_probe=1,
+                                  n_candidates=200, random_state=0).fit(X)
+    out = ret.transform(X[:50])
+    assert np.isfinite(out).all()
+    # each stored pattern falls in the list it probes first, so it still retrieves itself
+    np.testing.assert_array_equal(ret.kneighbors(X[:50], return_distance=False)[:, 0],
+                                  np.arange(50))
