@@ -4,10 +4,11 @@ A sample is a bag of instances with one label. Each instance is encoded by a
 small network; a :class:`~skhop.nn.HopfieldPooling` layer with learned state
 patterns (queries) retrieves from the encoded instances of a bag, giving a
 fixed-size bag vector whose attention says which instances it is made of;
-optionally the mean and the maximum of the encoded instances are appended;
-a linear layer maps the bag vector to class scores. Bags of different sizes
-are zero-padded into one tensor with a padding mask, so minibatches of bags
-train together, and padded instances get exactly zero attention.
+optionally plain poolings (mean, max, min) of the encoded instances are
+appended; a linear layer maps the bag vector to class scores, and a few such
+networks are averaged. Bags of different sizes are zero-padded into one
+tensor with a padding mask, so minibatches of bags train together, and
+padded instances get exactly zero attention.
 """
 
 import math
@@ -47,18 +48,15 @@ _PREDICT_BAGS = 512
 _POOLINGS = ("mean", "max", "min")
 
 
-class _MILNet(Rebuildable, nn.Module):
-    """Instance encoder -> Hopfield pooling (+ mean/max pooling) -> linear bag classifier.
+class _MILMember(nn.Module):
+    """Instance encoder -> Hopfield pooling (+ plain poolings) -> linear bag classifier.
 
-    ``forward(x, mask)`` takes a padded batch ``x`` of shape
-    ``(batch, n_instances, n_features)`` and a bool ``mask`` of shape
-    ``(batch, n_instances)`` (``True`` = padding) and returns class scores
-    ``(batch, n_classes)`` and, when asked, the pooling attention
-    ``(batch, num_heads, num_queries, n_instances)``.
+    ``forward(x, mask)`` returns the logits ``(batch, n_classes)`` and the
+    attention ``(batch, num_heads, num_queries, n_instances)``.
     """
 
     def __init__(self, n_features, n_classes, hidden_dim, n_layers, num_heads, num_queries,
-                 beta, learn_beta, normalize, dropout, attention_dropout, pooling, skip=False):
+                 beta, learn_beta, normalize, dropout, attention_dropout, pooling):
         super().__init__()
         layers = []
         width = n_features
@@ -66,9 +64,6 @@ class _MILNet(Rebuildable, nn.Module):
             layers += [nn.Linear(width, hidden_dim), nn.ReLU(), nn.Dropout(dropout)]
             width = hidden_dim
         self.encoder = nn.Sequential(*layers)
-        self.skip = bool(skip) and n_layers > 0
-        if self.skip:
-            width += n_features
         self.pool = HopfieldPooling(width, hidden_dim, hidden_dim, num_heads=num_heads,
                                     num_queries=num_queries, beta=beta, learn_beta=learn_beta,
                                     normalize=normalize, dropout=attention_dropout)
@@ -76,10 +71,8 @@ class _MILNet(Rebuildable, nn.Module):
         n_out = num_queries * hidden_dim + len(self.pooling) * width
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(n_out, n_classes))
 
-    def forward(self, x, mask, return_attention=False):
+    def forward(self, x, mask):
         h = self.encoder(x)
-        if self.skip:
-            h = torch.cat([h, x], dim=-1)
         pooled, attn = self.pool(h, key_padding_mask=mask, return_attention=True)
         feats = [pooled]
         pad = mask.unsqueeze(-1)
@@ -91,7 +84,41 @@ class _MILNet(Rebuildable, nn.Module):
                 feats.append(h.masked_fill(pad, -math.inf).amax(dim=1))
             else:  # min
                 feats.append(h.masked_fill(pad, math.inf).amin(dim=1))
-        scores = self.head(torch.cat(feats, dim=1))
+        return self.head(torch.cat(feats, dim=1)), attn
+
+
+class _MILNet(Rebuildable, nn.Module):
+    """``n_members`` independently initialised bag classifiers, averaged.
+
+    ``forward(x, mask)`` takes a padded batch ``x`` of shape
+    ``(batch, n_instances, n_features)`` and a bool ``mask`` of shape
+    ``(batch, n_instances)`` (``True`` = padding) and returns class scores
+    ``(batch, n_classes)``, the mean over the members of their
+    log-probabilities, and, when asked, the pooling attention
+    ``(batch, num_heads, num_queries, n_instances)`` averaged over the
+    members. ``member_logits(x, masks)`` gives each member's logits, each
+    member with its own mask, for training.
+    """
+
+    def __init__(self, n_features, n_classes, hidden_dim, n_layers, num_heads, num_queries,
+                 beta, learn_beta, normalize, dropout, attention_dropout, pooling, n_members=1):
+        super().__init__()
+        self.members = nn.ModuleList(
+            _MILMember(n_features, n_classes, hidden_dim, n_layers, num_heads, num_queries,
+                       beta, learn_beta, normalize, dropout, attention_dropout, pooling)
+            for _ in range(n_members))
+
+    def member_logits(self, x, masks):
+        return [m(x, mask)[0] for m, mask in zip(self.members, masks, strict=True)]
+
+    def forward(self, x, mask, return_attention=False):
+        scores, attn = 0.0, 0.0
+        for m in self.members:
+            logits, a = m(x, mask)
+            scores = scores + F.log_softmax(logits, dim=1)
+            attn = attn + a
+        k = len(self.members)
+        scores, attn = scores / k, attn / k
         return (scores, attn) if return_attention else scores
 
 
@@ -117,13 +144,15 @@ class HopfieldMILClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator)
     ``hidden_dim``; a ``HopfieldPooling`` layer (Ramsauer et al., 2020)
     then lets ``num_queries`` learned state patterns retrieve from the
     encoded instances of the bag, with ``num_heads`` heads, which pools
-    the bag into a fixed-size vector. The mean and maximum of the encoded
-    instances can be appended to it (``pooling``); a linear layer maps the
-    result to class scores. Bags of different sizes are zero-padded into
-    one tensor with a padding mask, so minibatches of bags train together
-    on AdamW and padding never changes a bag's output. While training, a
-    random ``bag_dropout`` share of each bag's instances is hidden (never
-    all of them).
+    the bag into a fixed-size vector. The mean, maximum or minimum of the
+    encoded instances can be appended to it (``pooling``); a linear layer
+    maps the result to class scores. ``n_members`` such networks, started
+    from different random weights, are trained side by side and their
+    log-probabilities averaged. Bags of different sizes are zero-padded
+    into one tensor with a padding mask, so minibatches of bags train
+    together on AdamW and padding never changes a bag's output. While
+    training, a random ``bag_dropout`` share of each bag's instances is
+    hidden (never all of them).
 
     Parameters
     ----------
@@ -143,9 +172,14 @@ class HopfieldMILClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator)
         Learn ``beta`` with the other parameters.
     normalize : bool, default=True
         Layer-normalise the encoded instances before the pooling.
-    pooling : tuple of {"mean", "max"}, default=("mean", "max")
+    pooling : tuple of {"mean", "max", "min"}, default=()
         Plain poolings of the encoded instances appended to the Hopfield
         pooled vector; ``()`` for Hopfield pooling alone.
+    n_members : int, default=3
+        Number of independently initialised networks trained side by side
+        (same minibatches, each with its own bag dropout) whose
+        log-probabilities are averaged; more members give steadier
+        predictions at a proportional cost.
     dropout : float, default=0.1
         Dropout on the encoded instances and on the bag vector.
     attention_dropout : float, default=0.0
@@ -157,7 +191,7 @@ class HopfieldMILClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator)
         AdamW learning rate.
     weight_decay : float, default=1e-2
         AdamW decoupled weight decay.
-    batch_size : int, default=16
+    batch_size : int, default=32
         Bags per gradient step.
     max_iter : int, default=100
         Maximum number of epochs.
@@ -255,7 +289,7 @@ class HopfieldMILClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator)
         "learn_beta": ["boolean"],
         "normalize": ["boolean"],
         "pooling": [tuple, list],
-        "skip": ["boolean"],
+        "n_members": [Interval(numbers.Integral, 1, None, closed="left")],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "attention_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "bag_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
@@ -285,14 +319,14 @@ class HopfieldMILClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator)
         beta=None,
         learn_beta=False,
         normalize=True,
-        pooling=("mean", "max"),
-        skip=False,
+        pooling=(),
+        n_members=3,
         dropout=0.1,
         attention_dropout=0.0,
         bag_dropout=0.1,
         learning_rate=1e-3,
         weight_decay=1e-2,
-        batch_size=16,
+        batch_size=32,
         max_iter=100,
         tol=1e-4,
         early_stopping=False,
@@ -313,7 +347,7 @@ class HopfieldMILClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator)
         self.learn_beta = learn_beta
         self.normalize = normalize
         self.pooling = pooling
-        self.skip = skip
+        self.n_members = n_members
         self.dropout = dropout
         self.attention_dropout = attention_dropout
         self.bag_dropout = bag_dropout
@@ -374,7 +408,7 @@ class HopfieldMILClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator)
                        int(self.n_layers), int(self.num_heads), int(self.num_queries),
                        None if self.beta is None else float(self.beta), bool(self.learn_beta),
                        bool(self.normalize), float(self.dropout),
-                       float(self.attention_dropout), pooling, bool(self.skip))
+                       float(self.attention_dropout), pooling, int(self.n_members))
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -444,17 +478,19 @@ class HopfieldMILClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator)
             tensors = part(train_idx)
             validation = part(val_idx) if val_idx is not None else None
             rate = float(self.bag_dropout)
+            n_members = int(self.n_members)
 
             def batch_loss(net, xb, mb, yb, wb):
                 n_max = int((~mb).sum(dim=1).max())
                 xb, mb = xb[:, :n_max], mb[:, :n_max]
-                if rate > 0:
-                    mb = _drop_instances(mb, rate)
-                loss = F.cross_entropy(net(xb, mb), yb, reduction="none")
-                return (loss * wb).sum() / wb.sum()
+                masks = [_drop_instances(mb, rate) if rate > 0 else mb
+                         for _ in range(n_members)]
+                loss = sum(F.cross_entropy(logits, yb, reduction="none")
+                           for logits in net.member_logits(xb, masks))
+                return (loss * wb).sum() / (wb.sum() * n_members)
 
             def val_score(net, xv, mv, yv, wv):
-                loss = F.cross_entropy(net(xv, mv), yv, reduction="none")
+                loss = F.nll_loss(net(xv, mv), yv, reduction="none")
                 return -(loss * wv).sum() / wv.sum()
 
             result, _ = train(
@@ -574,8 +610,9 @@ class HopfieldMILClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator)
 
         The attention is that of the forward pass that gives the
         predictions: for each instance, the retrieval weight it receives,
-        averaged over the heads and the learned queries. It is non-negative
-        and sums to 1 over the instances of a bag. (When ``pooling`` is not
+        averaged over the heads, the learned queries and the ``n_members``
+        networks. It is non-negative and sums to 1 over the instances of a
+        bag. (When ``pooling`` is not
         empty the bag vector also holds the mean and maximum of the encoded
         instances, which the attention does not describe.)
 

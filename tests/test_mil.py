@@ -19,7 +19,7 @@ from skhop.datasets import make_mil_bags
 from skhop.preprocessing import BagStandardScaler
 from skhop.utils import pad_bags
 
-FAST = dict(hidden_dim=16, num_heads=2, max_iter=25, random_state=0)
+FAST = dict(hidden_dim=16, num_heads=2, n_members=1, batch_size=8, max_iter=25, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +124,21 @@ def test_equal_size_bags_as_3d_array(fitted):
     cube = rng.normal(size=(6, 4, 5))
     np.testing.assert_array_equal(fitted.predict_proba(cube),
                                   fitted.predict_proba(list(cube)))
+
+
+def test_members_are_independent_and_averaged(data):
+    bags, y, _ = data
+    clf = fit(bags, y, n_members=2, max_iter=5)
+    net = clf.module_
+    assert len(net.members) == 2
+    w0, w1 = (m.head[1].weight for m in net.members)
+    assert not torch.equal(w0, w1)  # started from different weights
+    padded, mask = (torch.from_numpy(a) for a in pad_bags(bags[:7]))
+    with torch.no_grad():
+        each = [torch.log_softmax(m(padded, mask)[0], dim=1) for m in net.members]
+        torch.testing.assert_close(net(padded, mask), (each[0] + each[1]) / 2)
+    alone = np.vstack([clf.predict_proba([b]) for b in bags[:7]])
+    np.testing.assert_allclose(clf.predict_proba(bags[:7]), alone, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("rate", [0.1, 0.5, 0.99])
@@ -256,13 +271,13 @@ def test_early_stopping_and_warm_start(data):
     assert len(es.validation_scores_) == es.n_iter_
     assert es.best_validation_score_ == max(es.validation_scores_)
     clf = fit(bags, y, max_iter=3, tol=0.0)
-    first = clf.module_.head[1].weight.detach().clone()
+    first = clf.module_.members[0].head[1].weight.detach().clone()
     clf.set_params(warm_start=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(bags, y)
     assert clf.n_iter_ == 6 and len(clf.loss_curve_) == 6
-    assert not torch.equal(first, clf.module_.head[1].weight)
+    assert not torch.equal(first, clf.module_.members[0].head[1].weight)
 
 
 def test_interrupted_fit_leaves_estimator_unchanged(fitted, data, monkeypatch):
