@@ -37,7 +37,11 @@ QUICK = os.environ.get("SKHOP_EXAMPLES_QUICK", "0") not in ("", "0")
 # benchmarks, scaled to [0, 1]. Without the repository's data the 8x8
 # digits of scikit-learn stand in.
 n_stored = 300 if QUICK else 1000
-data = Path(__file__).resolve().parent.parent / "benchmarks/data/mnist_test/mnist_test.npz"
+try:
+    here = Path(__file__).resolve().parent
+except NameError:  # sphinx-gallery runs the script from its folder, without __file__
+    here = Path.cwd()
+data = here.parent / "benchmarks" / "data" / "mnist_test" / "mnist_test.npz"
 if data.exists():
     images = np.load(data)["images"][:n_stored].astype(np.float32) / 255.0
 else:
