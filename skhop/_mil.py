@@ -11,6 +11,7 @@ tensor with a padding mask, so minibatches of bags train together, and
 padded instances get exactly zero attention.
 """
 
+import copy
 import math
 import numbers
 import warnings
@@ -462,8 +463,8 @@ class HopfieldMILClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator)
         n_features = padded.shape[2]
 
         with torch_threads(self.n_threads), seeded(seed, device):
-            if warm:
-                module = self.module_
+            if warm:  # a copy, so an interrupted fit leaves the fitted module as it was
+                module = copy.deepcopy(self.module_)
             else:
                 module = self._new_module(n_features, len(classes), pooling)
             module = module.to(device)

@@ -280,13 +280,17 @@ def test_early_stopping_and_warm_start(data):
     assert not torch.equal(first, clf.module_.members[0].head[1].weight)
 
 
-def test_interrupted_fit_leaves_estimator_unchanged(fitted, data, monkeypatch):
+@pytest.mark.parametrize("warm_start", [False, True])
+def test_interrupted_fit_leaves_estimator_unchanged(fitted, data, monkeypatch, warm_start):
     bags, y, _ = data
-    clf = pickle.loads(pickle.dumps(fitted))
+    clf = pickle.loads(pickle.dumps(fitted)).set_params(warm_start=warm_start)
     before = clf.predict_proba(bags)
     n_iter = clf.n_iter_
 
-    def interrupt(*args, **kwargs):
+    def interrupt(module, *args, **kwargs):
+        with torch.no_grad():  # training had changed the weights when it was stopped
+            for p in module.parameters():
+                p.add_(1.0)
         raise KeyboardInterrupt
 
     monkeypatch.setattr("skhop._mil.train", interrupt)
