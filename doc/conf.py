@@ -14,6 +14,7 @@ written by a committed benchmark script is included as it is (see
 :func:`_benchmark_includes`).
 """
 
+import inspect
 import os
 import re
 import sys
@@ -95,9 +96,20 @@ def _escape_trailing_underscores(app, what, name, obj, options, lines):
         lines[i] = "".join(parts)
 
 
+def _constructor_signature(app, what, name, obj, options, signature, return_annotation):
+    # The torch modules record their constructor arguments in a generic
+    # ``__new__(cls, *args, **kwargs)`` (see skhop.nn._rebuild), which autodoc
+    # would show; show the signature of ``__init__`` instead.
+    if what == "class" and signature == "(*args, **kwargs)" and "__init__" in vars(obj):
+        params = list(inspect.signature(obj.__init__).parameters.values())[1:]
+        return str(inspect.Signature(params)), return_annotation
+    return None
+
+
 def setup(app):
     # after numpydoc (priority 500), which turns sections into field lists
     app.connect("autodoc-process-docstring", _escape_trailing_underscores, priority=600)
+    app.connect("autodoc-process-signature", _constructor_signature)
 
 
 # -- Benchmark tables ----------------------------------------------------------
