@@ -312,3 +312,75 @@ def test_prediction_on_a_million_rows_has_bounded_peak():
     work = "proba = clf.predict_proba(big)"
     # the input is 160 MB; the output 16 MB
     assert _extra_peak_mb(setup, work) < PREDICT_BOUND_MB
+
+
+# -- numerical extremes at the estimator level ------------------------------------
+
+
+def _retriever_or_skip():
+    return pytest.importorskip("skhop").KernelHopfieldRetriever
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1.0, 1e6])
+def test_retriever_is_exact_for_tiny_and_huge_patterns(scale):
+    KernelHopfieldRetriever = _retriever_or_skip()
+    X = np.random.default_rng(0).normal(size=(50, 8))
+    est = KernelHopfieldRetriever(random_state=0).fit(X * scale)
+    out = est.transform(X[:10] * scale)
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out / scale, X[:10], atol=1e-4)
+    _, idx = est.kneighbors(X[:10] * scale)
+    np.testing.assert_array_equal(idx[:, 0], np.arange(10))
+
+
+def test_retriever_with_beta_1e4_one_memory_and_one_dimension():
+    KernelHopfieldRetriever = _retriever_or_skip()
+    X = np.random.default_rng(0).normal(size=(30, 5))
+    out = KernelHopfieldRetriever(beta=1e4, random_state=0).fit(X).transform(X + 1e-3)
+    np.testing.assert_allclose(out, X, atol=1e-5)
+    single = KernelHopfieldRetriever(random_state=0).fit(X[:1])
+    np.testing.assert_allclose(single.transform(X[:4]), np.repeat(X[:1], 4, axis=0))
+    line = np.linspace(-1, 1, 7)[:, None]
+    est = KernelHopfieldRetriever(similarity="neg_l2", beta=1e4, random_state=0).fit(line)
+    np.testing.assert_allclose(est.transform(line), line, atol=1e-6)
+
+
+def test_identical_stored_patterns_share_the_attention():
+    KernelHopfieldRetriever = _retriever_or_skip()
+    X = np.random.default_rng(0).normal(size=(6, 4))
+    X = np.vstack([X, X[:1], X[:1]])  # pattern 0 stored three times
+    est = KernelHopfieldRetriever(beta=1e3, random_state=0).fit(X)
+    np.testing.assert_allclose(est.transform(X[:1]), X[:1], atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_low_precision_input_is_cast_up(dtype):
+    """float16 input is cast to float32 (documented); results equal the float32 ones."""
+    from skhop import HopfieldClassifier
+
+    X, y = _table(rows=40)
+    low = X.astype(dtype)
+    a = HopfieldClassifier(max_iter=5, random_state=0).fit(low, y).predict_proba(low)
+    b = HopfieldClassifier(max_iter=5, random_state=0).fit(
+        low.astype(np.float32), y).predict_proba(low.astype(np.float32))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_classifier_with_more_memories_than_samples():
+    from skhop import HopfieldClassifier
+
+    X, y = _table(rows=12)
+    clf = HopfieldClassifier(n_memories=50, max_iter=5, random_state=0).fit(X, y)
+    proba = clf.predict_proba(X)
+    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e6])
+def test_imputer_is_equivariant_to_the_scale_of_the_data(scale):
+    from skhop import HopfieldImputer
+
+    (X,), _ = SPECS[-1].data() if SPECS[-1].name == "HopfieldImputer" else pytest.skip()
+    base = HopfieldImputer(random_state=0).fit_transform(X)
+    scaled = HopfieldImputer(random_state=0).fit_transform(X * scale)
+    np.testing.assert_allclose(scaled / scale, base, rtol=1e-4, atol=1e-6)
