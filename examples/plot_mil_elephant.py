@@ -47,11 +47,13 @@ if QUICK:  # a few epochs only: the models do not converge, and say so
 # ``BagStandardScaler`` standardises the instance features with statistics
 # of the training instances. Two Hopfield models:
 #
-# - the defaults: four heads, two learned queries, a soft ``beta``, and the
-#   mean and maximum of the instances appended to the pooled vector;
-# - a *readable* one: ``pooling=()`` makes the Hopfield pooling the only
-#   summary of a bag, one head and one query give a single attention per
-#   bag, and ``beta=1`` makes it selective.
+# - the defaults: four heads, two learned queries, a soft ``beta``, and an
+#   average of three networks trained side by side (``n_members=3``);
+# - a *readable* one: one network, one head and one query give a single
+#   attention per bag, and ``beta=1`` makes it selective.
+#
+# With the default ``pooling=()`` the Hopfield pooling is the only summary
+# of a bag, so its attention describes everything the classifier sees.
 bags, y = load_mil("elephant", return_X_y=True)
 train, test = train_test_split(np.arange(len(bags)), test_size=0.3, stratify=y,
                                random_state=0)
@@ -62,7 +64,7 @@ default = make_pipeline(BagStandardScaler(),
                         HopfieldMILClassifier(max_iter=max_iter, random_state=0))
 readable = make_pipeline(
     BagStandardScaler(),
-    HopfieldMILClassifier(pooling=(), num_heads=1, num_queries=1, beta=1.0,
+    HopfieldMILClassifier(n_members=1, num_heads=1, num_queries=1, beta=1.0,
                           max_iter=max_iter, random_state=0),
 )
 
@@ -130,9 +132,9 @@ fig.tight_layout()
 # %%
 # The selective pooling puts most of a bag's weight on one or a few
 # regions. The default model spreads its attention more evenly (its
-# ``beta`` is smaller and its heads and queries are averaged), which can
-# rank bags as well or better but says less about single regions: the
-# parameters trade readability against flexibility. Elephant has no region
+# ``beta`` is smaller and its heads, queries and networks are averaged): it
+# ranks bags about as well here, and is steadier across data sets, but its
+# attention says less about single regions. Elephant has no region
 # labels, so we cannot tell from the picture alone whether the chosen
 # regions are the elephants. Synthetic bags can.
 #
