@@ -87,27 +87,32 @@ def main():
             repeat = 5 if M <= 100_000 else 2
             exact = run_case("exact", M, 0.05, repeat, tmp)
             ref = np.load(exact["neighbors"])
+            sigmas = (0.05, 0.1) if M >= 1_000_000 else (0.05,)
+            refs = {0.05: ref}
+            for sigma in sigmas[1:]:
+                # the exact time does not depend on sigma: the best of both runs is kept
+                again = run_case("exact", M, sigma, repeat, tmp)
+                refs[sigma] = np.load(again["neighbors"])
+                exact["time"] = min(exact["time"], again["time"])
             vs_flat = f"{exact['time'] / flat['time']:.2f}" if flat else "-"
-            line = (f"| {M:.0e} | 0.05 | exact | {exact['fit']:.1f} s | {exact['time']:.3f} s "
-                    f"| {vs_flat} | 1.00 | 1.000 | {exact['peak'] / 1e6:.0f} |")
+            line = (f"| {M:.0e} | {', '.join(map(str, sigmas))} | exact | {exact['fit']:.1f} s "
+                    f"| {exact['time']:.3f} s | {vs_flat} | 1.00 | 1.000 "
+                    f"| {exact['peak'] / 1e6:.0f} |")
             lines.append(line)
             print(line, flush=True)
-            for sigma in (0.05, 0.1) if M >= 1_000_000 else (0.05,):
-                if sigma != 0.05:
-                    exact_s = run_case("exact", M, sigma, 1, tmp)
-                    ref_s = np.load(exact_s["neighbors"])
-                else:
-                    exact_s, ref_s = exact, ref
+            for sigma in sigmas:
                 appr = run_case("approximate", M, sigma, 5, tmp)
-                agree = float((np.load(appr["neighbors"]) == ref_s).mean())
+                agree = float((np.load(appr["neighbors"]) == refs[sigma]).mean())
                 vs_flat = f"{appr['time'] / flat['time']:.2f}" if flat else "-"
-                ratio = appr["time"] / exact_s["time"]
+                ratio = appr["time"] / exact["time"]
                 line = (f"| {M:.0e} | {sigma} | approximate | {appr['fit']:.1f} s "
                         f"| {appr['time']:.3f} s | {vs_flat} | {ratio:.3f} ({1 / ratio:.0f}x "
                         f"faster) | {agree:.3f} | {appr['peak'] / 1e6:.0f} |")
                 lines.append(line)
                 print(line, flush=True)
-    lines += ["", "Reproduce: `python benchmarks/retrieval_speed.py`"]
+    lines += ["", "Approximate: faiss IVF (2 sqrt(M) lists, 4-bit PQ fast scan), n_probe=64, "
+              "32 candidates, then the exact update on their features (the defaults).",
+              "", "Reproduce: `python benchmarks/retrieval_speed.py`"]
     out = Path(__file__).parent / "results" / "retrieval_speed.md"
     out.write_text("\n".join(lines) + "\n")
 
