@@ -116,10 +116,12 @@ default="softmax"
         ``"approximate"`` from 200,000 stored patterns on when faiss is
         installed, ``"exact"`` otherwise.
     n_candidates : int, default=32
-        Candidates per query of the approximate index.
+        Candidates per query of the approximate index (at least ``top_k``
+        are taken with ``separation="topk"``).
     n_lists : int or "auto", default="auto"
         Inverted lists of the approximate index; ``"auto"`` is
-        ``2 * sqrt(n_memories)`` (at most ``n_memories / 39``).
+        ``2 * sqrt(n_memories)``. Never more than ``n_memories / 39`` (faiss
+        wants about 39 training rows per list).
     n_probe : int, default=64
         Lists the approximate index visits per query.
     chunk_size : int or None, default=None
@@ -441,9 +443,6 @@ default="softmax"
 
     def _fit_new(self, X):
         device = self._check_settings()
-        if self.separation == "topk" and self.index == "approximate" \
-                and self.top_k > self.n_candidates:
-            raise ValueError(f"top_k={self.top_k} exceeds n_candidates={self.n_candidates}.")
         identity = self.separation_loss is None and self.feature_dim in (None, X.shape[1])
         seed = seed_from(self.random_state)
         with torch_threads(self.n_threads), seeded(seed, device):
