@@ -18,7 +18,7 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from ._base import (
     VersionedStateMixin,
@@ -27,6 +27,7 @@ from ._base import (
     seed_from,
     seeded,
     torch_threads,
+    validate_data,
 )
 from ._kernel import (
     SEPARATION_LOSSES,
@@ -321,7 +322,7 @@ default="softmax"
         Q = validate_data(self, Q, reset=False, dtype=[np.float32, np.float64],
                           ensure_all_finite="allow-nan")
         if np.isinf(Q).any():
-            raise ValueError("Q contains infinity; use NaN to mark unobserved entries.")
+            raise ValueError("X contains infinity; use NaN to mark unobserved entries.")
         return Q
 
     def _resolve_index(self, n_memories):
