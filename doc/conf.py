@@ -153,6 +153,24 @@ _benchmark_includes()
 
 # -- Gallery -----------------------------------------------------------------
 QUICK = os.environ.get("SKHOP_EXAMPLES_QUICK", "0") not in ("", "0")
+NO_GALLERY = bool(os.environ.get("SKHOP_DOCS_NO_GALLERY"))
+
+
+def _rerun_examples_when_the_mode_changes():
+    # sphinx-gallery re-runs an example only when its source changed (by
+    # MD5); a full build after a quick one (or one that ran nothing) must
+    # run them all again, so forget the checksums when the mode changes.
+    gallery = DOC / "auto_examples"
+    mode = "none" if NO_GALLERY else "quick" if QUICK else "full"
+    marker = gallery / ".skhop-build-mode"
+    if gallery.is_dir() and (not marker.exists() or marker.read_text() != mode):
+        for checksum in gallery.glob("*.md5"):
+            checksum.unlink()
+    gallery.mkdir(exist_ok=True)
+    marker.write_text(mode)
+
+
+_rerun_examples_when_the_mode_changes()
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
@@ -163,7 +181,7 @@ sphinx_gallery_conf = {
     "reference_url": {"skhop": None},
     "within_subsection_order": "FileNameSortKey",
     "download_all_examples": False,
-    "plot_gallery": "False" if os.environ.get("SKHOP_DOCS_NO_GALLERY") else "True",
+    "plot_gallery": "False" if NO_GALLERY else "True",
     "remove_config_comments": True,
     "image_scrapers": ("matplotlib",),
     "show_memory": False,
