@@ -50,16 +50,16 @@ X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, strati
 # ------
 # The two choices that matter most are how inputs are compared with the
 # stored prototypes (``similarity``) and how many prototypes are stored
-# (``n_memories``; ``"auto"`` stores every training row up to 512).
+# (``n_memories``).
 # ``beta``, the inverse temperature, is learned during training.
 pipe = make_pipeline(StandardScaler(),
                      HopfieldClassifier(max_iter=30 if QUICK else 200, random_state=0))
 grid = {
     "hopfieldclassifier__similarity": ["neg_l2", "cosine"],
-    "hopfieldclassifier__n_memories": [16, 64, "auto"],
+    "hopfieldclassifier__n_memories": [16, 64],
 }
 if QUICK:
-    grid["hopfieldclassifier__n_memories"] = [16, "auto"]
+    grid["hopfieldclassifier__n_memories"] = [16]
 search = GridSearchCV(pipe, grid, cv=3 if QUICK else 5)
 start = time.perf_counter()
 search.fit(X_train, y_train)
