@@ -19,7 +19,6 @@ import warnings
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
@@ -44,81 +43,102 @@ __all__ = ["HopfieldClassifier"]
 
 # Rows per forward pass at predict time: bounds the (rows, n_memories) score block.
 _PREDICT_CHUNK = 4096
+# Largest (rows, heads, memories) leave-one-out mask built once for the whole fit.
+_PREMASK_ELEMENTS = 1 << 24
+
+
+def _adamw(module, learning_rate, weight_decay):
+    """AdamW over the trainable parameters, fused where torch has the fused kernel.
+
+    The fused step costs a fifth of the per-parameter loop on small models,
+    where the optimiser is a large share of an epoch.
+    """
+    params = [p for p in module.parameters() if p.requires_grad]
+    try:
+        return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay,
+                                 fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
 
 
 class _PrototypeNet(Rebuildable, nn.Module):
-    """Learned stored patterns with learned class-score targets.
+    """Heads of learned stored patterns with learned class-score targets.
 
-    ``scores(x) = mean_h T^T softmax(beta * sim(P_h Y, P_h x)) + (W x + b)``:
-    ``Y`` (n_memories, n_features) are the stored patterns, ``T``
-    (n_memories, n_classes) their targets, ``P_h`` the per-head slice of an
-    optional linear embedding shared by inputs and stored patterns, and the
-    last term an optional linear head on the raw input.
+    Head ``h`` scores ``x`` as ``T_h^T softmax(beta_h * sim(E Y_h, E x)) + W_h x + b_h``:
+    ``Y_h`` (n_memories, n_features) are its stored patterns, ``T_h``
+    (n_memories, n_classes) their targets, ``E`` an optional linear embedding
+    shared by inputs and stored patterns, and the last terms an optional
+    linear head. :meth:`forward` returns every head's class scores;
+    :meth:`log_proba` averages the heads' class probabilities.
 
     Parameters
     ----------
     n_features, n_classes, n_memories : int
-    hidden_dim : int or None
-        Size of the embedding (split over the heads); ``None`` for none.
     n_heads : int
+        Number of independent heads.
+    hidden_dim : int or None
+        Size of the shared embedding; ``None`` for none.
     beta : float
-        Initial inverse temperature.
+        Initial inverse temperature of every head.
     learn_beta : bool
-        Learn ``log(beta)``; otherwise it is a fixed buffer.
+        Learn ``log(beta_h)``; otherwise a fixed buffer.
     similarity : {"neg_l2", "cosine", "dot"}
     dropout : float
         Dropout on the retrieval weights in training mode.
     linear_head : bool
-        Add a linear function of the input to the class scores.
+        Add a linear function of the input to each head's class scores.
     """
 
-    def __init__(self, n_features, n_classes, n_memories, hidden_dim=None, n_heads=1,
+    def __init__(self, n_features, n_classes, n_memories, n_heads=1, hidden_dim=None,
                  beta=1.0, learn_beta=True, similarity="neg_l2", dropout=0.0,
                  linear_head=True):
         super().__init__()
-        self.n_heads = n_heads
         self.similarity = similarity
         self.dropout = dropout
         self.embed = nn.Identity() if hidden_dim is None else nn.Linear(n_features, hidden_dim)
-        log_beta = torch.tensor(math.log(beta))
+        log_beta = torch.full((n_heads,), math.log(beta))
         if learn_beta:
             self.log_beta = nn.Parameter(log_beta)
         else:
             self.register_buffer("log_beta", log_beta)
-        self.stored = nn.Parameter(torch.zeros(n_memories, n_features))
-        self.targets = nn.Parameter(torch.zeros(n_memories, n_classes))
-        self.linear = nn.Linear(n_features, n_classes) if linear_head else None
-
-    def _heads(self, z):
-        # (n, n_heads * head_dim) -> (n_heads, n, head_dim); one head stays 2-D
-        if self.n_heads == 1:
-            return z
-        return z.reshape(z.shape[0], self.n_heads, -1).transpose(0, 1)
+        self.stored = nn.Parameter(torch.zeros(n_heads, n_memories, n_features))
+        self.targets = nn.Parameter(torch.zeros(n_heads, n_memories, n_classes))
+        if linear_head:
+            bound = 1.0 / math.sqrt(n_features)
+            self.weight = nn.Parameter(torch.empty(n_features, n_heads * n_classes)
+                                       .uniform_(-bound, bound))
+            self.bias = nn.Parameter(torch.zeros(n_heads * n_classes))
+        else:
+            self.weight = self.bias = None
 
     def attention_logits(self, x):
-        """``beta * sim(stored, x)`` up to a per-row constant, ``([n_heads,] n, n_memories)``.
+        """``beta_h * sim(stored_h, x)`` up to a per-row constant, ``(n, n_heads, n_memories)``.
 
         For ``"neg_l2"``, ``-|q - k|^2 / 2 = q.k - |k|^2 / 2 - |q|^2 / 2`` and the
         last term is the same for every memory, so the softmax over memories
         (the retrieval of :func:`skhop.nn.functional.hopfield_retrieve`) does
-        not see it: one fused matrix product gives the scores.
+        not see it. ``beta_h`` scales the (few) stored patterns rather than the
+        scores, and one matrix product over all heads' memories gives the scores.
         """
-        q = self._heads(self.embed(x))
-        k = self._heads(self.embed(self.stored))
+        n_heads, n_memories = self.stored.shape[:2]
+        q = self.embed(x)
+        k = self.embed(self.stored)
         if self.similarity == "cosine":
             q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        beta = self.log_beta.exp().view(n_heads, 1, 1)
+        k_beta = (k * beta).reshape(n_heads * n_memories, -1)
         if self.similarity == "neg_l2":
-            half_sq = -0.5 * (k * k).sum(-1)
-            scores = (torch.addmm(half_sq, q, k.T) if q.dim() == 2
-                      else torch.baddbmm(half_sq.unsqueeze(1), q, k.mT))
+            half_sq = (-0.5 * (k * k_beta.view_as(k)).sum(-1)).reshape(-1)
+            scores = torch.addmm(half_sq, q, k_beta.T)
         else:
-            scores = q @ k.mT
-        return scores * self.log_beta.exp()
+            scores = q @ k_beta.T
+        return scores.view(-1, n_heads, n_memories)
 
     def forward(self, x, mask=None):
-        """Class scores ``(n, n_classes)`` of ``x`` ``(n, n_features)``.
+        """Class scores ``(n, n_heads, n_classes)`` of ``x`` ``(n, n_features)``.
 
-        ``mask`` ``(n, n_memories)`` bool, True = that row ignores that memory.
+        ``mask`` ``(n, n_heads, n_memories)`` bool, True = that row ignores
+        that memory of that head.
         """
         scores = self.attention_logits(x)
         if mask is not None:
@@ -126,12 +146,19 @@ class _PrototypeNet(Rebuildable, nn.Module):
         attn = scores.softmax(dim=-1)
         if self.dropout > 0 and self.training:
             attn = F.dropout(attn, self.dropout)
-        out = attn @ self.targets.to(attn.dtype)
-        if out.dim() == 3:
-            out = out.mean(dim=0)
-        if self.linear is not None:
-            out = out + self.linear(x)
+        n_heads, _, n_classes = self.targets.shape
+        if n_heads == 1:
+            out = (attn[:, 0] @ self.targets[0].to(attn.dtype)).unsqueeze(1)
+        else:
+            out = (attn.transpose(0, 1) @ self.targets.to(attn.dtype)).transpose(0, 1)
+        if self.weight is not None:
+            out = out + torch.addmm(self.bias, x, self.weight).view(-1, n_heads, n_classes)
         return out
+
+    def log_proba(self, x):
+        """Log of the heads' mean class probabilities, ``(n, n_classes)``."""
+        logp = self(x).log_softmax(dim=-1)
+        return torch.logsumexp(logp, dim=1) - math.log(logp.shape[1])
 
 
 def _stratified_rows(y, n_memories, rng):
@@ -164,34 +191,39 @@ class HopfieldClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator):
     An input retrieves from ``n_memories`` stored patterns (prototypes) with
     one step of the modern Hopfield update, ``softmax(beta * sim(Y, x))``,
     and reads out the learned targets of the prototypes as class scores
-    (the ``HopfieldLayer`` of Ramsauer et al., 2020). The prototypes start as
-    a class-stratified sample of the training rows and their targets as the
-    one-hot labels of those rows; prototypes, targets, ``beta``, an optional
-    linear embedding and an optional linear head are then trained together
-    with full-batch AdamW on the cross-entropy. While training, a row does
-    not retrieve the prototype it seeded, so ``beta`` is learned from how
-    well prototypes predict other rows rather than by memorisation.
+    (the ``HopfieldLayer`` of Ramsauer et al., 2020), to which a linear
+    function of the input is added. The prototypes start as a
+    class-stratified sample of the training rows and their targets as the
+    one-hot labels of those rows, so the untrained model is already a soft
+    nearest-prototype classifier; prototypes, targets, ``beta`` and the
+    linear head are then trained together with full-batch AdamW on the
+    cross-entropy. While training, a row does not retrieve the prototype it
+    seeded, so ``beta`` is learned from how well prototypes predict other
+    rows rather than by recall. With ``n_heads > 1`` several such
+    retrievals, each with its own prototypes, are trained side by side and
+    their probabilities averaged.
 
     Parameters
     ----------
     n_memories : int or "auto", default="auto"
-        Number of stored patterns. ``"auto"`` uses every training row up to
-        512 (a class-stratified sample beyond).
+        Number of stored patterns per head. ``"auto"`` is 64, at most the
+        number of training rows.
     beta : float or None, default=None
         Initial inverse temperature of the retrieval softmax;
-        ``None`` means ``1 / sqrt(head_dim)``. Learned during training
-        when ``learn_beta`` is True.
+        ``None`` means ``1 / sqrt(d)`` with ``d`` the number of features
+        (or ``hidden_dim``). Learned during training when ``learn_beta`` is
+        True.
     learn_beta : bool, default=True
         Train ``log(beta)`` with the other parameters.
     similarity : {"neg_l2", "cosine", "dot"}, default="neg_l2"
         How the state pattern is compared with the stored patterns.
-    n_heads : int, default=1
-        Number of retrieval heads; each compares its own slice of the
-        embedding, and their read-outs are averaged. Needs ``hidden_dim``
-        when greater than 1.
+    n_heads : int, default=4
+        Number of independent heads. Each has its own stored patterns
+        (its own stratified sample of rows), targets, ``beta`` and linear
+        head; their class probabilities are averaged.
     hidden_dim : int or None, default=None
-        Size of the linear embedding shared by inputs and prototypes, split
-        over the heads; ``None`` compares raw inputs (no embedding).
+        Size of a linear embedding shared by inputs and stored patterns;
+        ``None`` compares raw inputs.
     linear_head : bool, default=True
         Add a linear function of the input to the retrieved class scores.
     dropout : float, default=0.0
@@ -200,12 +232,13 @@ class HopfieldClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator):
         Label smoothing of the cross-entropy, in [0, 1).
     learning_rate : float, default=0.01
         AdamW learning rate.
-    weight_decay : float, default=1e-4
-        AdamW decoupled weight decay.
+    weight_decay : float, default=0.5
+        AdamW decoupled weight decay (each step shrinks the parameters by
+        ``learning_rate * weight_decay``): the main regulariser.
     batch_size : int or "auto", default="auto"
         Rows per gradient step; ``"auto"`` is the whole training set up to
         1024 rows (full batch), else 256.
-    max_iter : int, default=200
+    max_iter : int, default=100
         Maximum number of epochs.
     tol : float, default=1e-4
         Training stops when the loss (or, with early stopping, the
@@ -243,7 +276,7 @@ class HopfieldClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator):
     module_ : torch.nn.Module
         The trained network, on the CPU.
     n_memories_ : int
-        Number of stored patterns actually used.
+        Number of stored patterns actually used: at least one per class.
     n_iter_ : int
         Epochs run by the last ``fit`` (summed over warm starts).
     loss_curve_ : list of float
@@ -322,15 +355,15 @@ class HopfieldClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator):
         beta=None,
         learn_beta=True,
         similarity="neg_l2",
-        n_heads=1,
+        n_heads=4,
         hidden_dim=None,
         linear_head=True,
         dropout=0.0,
         label_smoothing=0.0,
         learning_rate=0.01,
-        weight_decay=1e-4,
+        weight_decay=0.5,
         batch_size="auto",
-        max_iter=200,
+        max_iter=100,
         tol=1e-4,
         early_stopping=False,
         validation_fraction=0.1,
@@ -373,15 +406,6 @@ class HopfieldClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
-    def _check_structure(self):
-        if self.n_heads > 1 and self.hidden_dim is None:
-            raise ValueError(f"n_heads={self.n_heads} needs a hidden_dim (each head compares "
-                             "its own slice of the embedding); set hidden_dim.")
-        if self.hidden_dim is not None and self.hidden_dim % self.n_heads:
-            raise ValueError(f"hidden_dim ({self.hidden_dim}) must be divisible by n_heads "
-                             f"({self.n_heads}).")
-        check_n_threads(self.n_threads)
-
     def _sample_weights(self, classes, y_enc, sample_weight, X):
         sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         if self.class_weight is not None:
@@ -420,7 +444,7 @@ class HopfieldClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator):
         self : HopfieldClassifier
             The fitted classifier.
         """
-        self._check_structure()
+        check_n_threads(self.n_threads)
         warm = self.warm_start and hasattr(self, "module_")
         X, y = validate_data(self, X, y, dtype=np.float32, reset=not warm)
         check_classification_targets(y)
@@ -450,41 +474,53 @@ class HopfieldClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator):
                 # continue from a copy, so an interrupted fit leaves module_ as it was;
                 # the optimiser starts afresh from the kept weights
                 module = copy.deepcopy(self.module_)
-                seeded_by = np.full(len(train_idx), -1)
+                seeded_by = np.full((len(train_idx), self.module_.stored.shape[0]), -1)
             else:
                 module, seeded_by = self._init_module(X[train_idx], y_enc[train_idx],
                                                       len(classes), rng)
             module = module.to(device)
-            n_memories = module.stored.shape[0]
+            n_memories = module.stored.shape[1]
 
             def to_t(a, dtype=None):
                 return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
 
             # a row ignores the memory it seeded, so training measures how well the
             # memories predict other rows (and beta is not pushed up by recall)
-            own = np.zeros((len(train_idx), n_memories), dtype=bool)
-            if n_memories > 1:
-                has = np.flatnonzero(seeded_by >= 0)
-                own[has, seeded_by[has]] = True
-            tensors = (to_t(X[train_idx]), to_t(y_enc[train_idx], torch.long),
-                       to_t(sw[train_idx], torch.float32), to_t(own))
+            n_heads = module.stored.shape[0]
+            own = to_t(seeded_by, torch.long)
+            memory_ids = torch.arange(n_memories, device=device)
+            # the (rows, heads, memories) mask once, unless it is large: then per batch
+            premask = seeded_by.size * n_memories <= _PREMASK_ELEMENTS
+            if premask:
+                own = own.unsqueeze(-1) == memory_ids
+            # labels and weights repeated per head, so the loss is one flat cross-entropy
+            y_heads = np.repeat(y_enc[train_idx, None], n_heads, axis=1)
+            w_heads = np.repeat(sw[train_idx, None], n_heads, axis=1)
+            tensors = (to_t(X[train_idx]), to_t(y_heads, torch.long),
+                       to_t(w_heads, torch.float32), own)
             validation = None
             if val_idx is not None:
                 validation = (to_t(X[val_idx]), to_t(y_enc[val_idx], torch.long),
                               to_t(sw[val_idx], torch.float32))
             smoothing = float(self.label_smoothing)
+            n_classes = len(classes)
 
-            def batch_loss(net, xb, yb, wb, mb):
-                loss = F.cross_entropy(net(xb, mb), yb, reduction="none",
-                                       label_smoothing=smoothing)
-                return (loss * wb).sum() / wb.sum()
+            def batch_loss(net, xb, yb, wb, sb):
+                mask = sb if premask else sb.unsqueeze(-1) == memory_ids
+                logits = net(xb, mask if n_memories > 1 else None)  # (batch, heads, classes)
+                loss = F.cross_entropy(logits.reshape(-1, n_classes), yb.reshape(-1),
+                                       reduction="none", label_smoothing=smoothing)
+                # every head's weighted mean loss, summed over the heads
+                wb = wb.reshape(-1)
+                return loss.dot(wb) * n_heads / wb.sum()
 
             def val_score(net, xv, yv, wv):
-                pred = net(xv).argmax(dim=1)
+                pred = net.log_proba(xv).argmax(dim=1)
                 return ((pred == yv).float() * wv).sum() / wv.sum()
 
             result, _ = train(
                 module, batch_loss, tensors, max_iter=self.max_iter,
+                optimizer=_adamw(module, self.learning_rate, self.weight_decay),
                 batch_size=self._resolve_batch_size(len(train_idx)),
                 learning_rate=self.learning_rate, weight_decay=self.weight_decay,
                 tol=self.tol, n_iter_no_change=self.n_iter_no_change,
@@ -512,52 +548,53 @@ class HopfieldClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator):
         return self
 
     def _init_module(self, X, y_enc, n_classes, rng):
-        """A fresh network with prototypes drawn from the rows; which row seeded each."""
-        n = len(y_enc)
-        if self.n_memories == "auto":
-            n_memories = min(n, 512)
-        else:
-            n_memories = int(self.n_memories)
-        rows = _stratified_rows(y_enc, min(n_memories, n), rng)
-        extra = n_memories - len(rows)  # more memories than rows: jittered copies
-        n_features = int(X.shape[1])
-        head_dim = n_features if self.hidden_dim is None else self.hidden_dim // self.n_heads
-        beta = 1.0 / math.sqrt(head_dim) if self.beta is None else float(self.beta)
+        """A fresh network whose heads' memories are drawn from the rows.
+
+        Returns the network and ``seeded_by`` ``(n, n_heads)``: the memory each
+        row seeded in each head, or -1.
+        """
+        n, n_features = X.shape
+        n_heads = int(self.n_heads)
+        n_memories = min(n, 64) if self.n_memories == "auto" else int(self.n_memories)
+        # a class-stratified sample of rows per head, each class at least once
+        rows = [_stratified_rows(y_enc, min(n_memories, n), rng) for _ in range(n_heads)]
+        n_memories = max(n_memories, len(rows[0]))
+        dim = n_features if self.hidden_dim is None else self.hidden_dim
+        beta = 1.0 / math.sqrt(dim) if self.beta is None else float(self.beta)
         net = _PrototypeNet(
-            n_features, int(n_classes), int(n_memories),
+            int(n_features), int(n_classes), int(n_memories), n_heads=n_heads,
             hidden_dim=None if self.hidden_dim is None else int(self.hidden_dim),
-            n_heads=int(self.n_heads), beta=beta, learn_beta=bool(self.learn_beta),
-            similarity=str(self.similarity), dropout=float(self.dropout),
-            linear_head=bool(self.linear_head))
-        patterns = X[rows]
-        labels = y_enc[rows]
-        if extra > 0:
+            beta=beta, learn_beta=bool(self.learn_beta), similarity=str(self.similarity),
+            dropout=float(self.dropout), linear_head=bool(self.linear_head))
+        patterns = np.empty((n_heads, n_memories, n_features), dtype=np.float32)
+        labels = np.empty((n_heads, n_memories), dtype=np.int64)
+        seeded_by = np.full((n, n_heads), -1)
+        for h, r in enumerate(rows):
+            extra = n_memories - len(r)  # more memories than rows: jittered copies
             more = rng.randint(n, size=extra)
-            noise = rng.normal(scale=0.1, size=(extra, X.shape[1])).astype(np.float32)
-            patterns = np.concatenate([patterns, X[more] + noise])
-            labels = np.concatenate([labels, y_enc[more]])
+            noise = rng.normal(scale=0.1, size=(extra, n_features))
+            patterns[h] = np.concatenate([X[r], X[more] + noise])
+            labels[h] = np.concatenate([y_enc[r], y_enc[more]])
+            seeded_by[r, h] = np.arange(len(r))
         with torch.no_grad():
-            net.stored.copy_(torch.as_tensor(patterns))
-            net.targets.copy_(F.one_hot(torch.as_tensor(labels, dtype=torch.long),
-                                        n_classes).float())
-        seeded_by = np.full(n, -1)
-        seeded_by[rows] = np.arange(len(rows))
+            net.stored.copy_(torch.from_numpy(patterns))
+            net.targets.copy_(F.one_hot(torch.from_numpy(labels), n_classes).float())
         return net, seeded_by
 
     # -------------------------------------------------------------- predict
 
-    def _scores(self, X):
+    def _log_proba(self, X):
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
         # in float64, so a row's scores do not depend on the rows batched with it
         module = copy.deepcopy(self.module_).double().eval()
         with torch_threads(self.n_threads), torch.no_grad():
-            out = [module(torch.from_numpy(X[s:s + _PREDICT_CHUNK])).numpy()
+            out = [module.log_proba(torch.from_numpy(X[s:s + _PREDICT_CHUNK])).numpy()
                    for s in range(0, X.shape[0], _PREDICT_CHUNK)]
         return np.concatenate(out)
 
     def decision_function(self, X):
-        """Class scores of the rows of ``X``.
+        """Class scores (log-probabilities) of the rows of ``X``.
 
         Parameters
         ----------
@@ -566,10 +603,10 @@ class HopfieldClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator):
         Returns
         -------
         scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
-            For two classes, the score of ``classes_[1]`` minus that of
-            ``classes_[0]``; otherwise one column per class.
+            For two classes, the log-odds of ``classes_[1]``; otherwise the
+            log-probability of each class.
         """
-        scores = self._scores(X)
+        scores = self._log_proba(X)
         if scores.shape[1] == 2:
             return scores[:, 1] - scores[:, 0]
         return scores
@@ -585,8 +622,7 @@ class HopfieldClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator):
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
         """
-        scores = self._scores(X)
-        return scores - logsumexp(scores, axis=1, keepdims=True)
+        return self._log_proba(X)
 
     def predict_proba(self, X):
         """Class probabilities (softmax of the class scores).
@@ -614,6 +650,6 @@ class HopfieldClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator):
         y : ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
-        scores = self._scores(X)
+        scores = self._log_proba(X)
         return self.classes_[np.argmax(scores, axis=1)]
 

@@ -172,12 +172,12 @@ def test_negative_sample_weight_rejected(data):
         HopfieldClassifier(**FAST).fit(X, y, sample_weight=w)
 
 
-def test_bad_structure_rejected(data):
+def test_bad_parameters_rejected(data):
     X, y = data
-    with pytest.raises(ValueError, match="hidden_dim"):
-        fit(X, y, n_heads=2)
-    with pytest.raises(ValueError, match="divisible"):
-        fit(X, y, n_heads=3, hidden_dim=8)
+    with pytest.raises(ValueError, match="n_heads"):
+        fit(X, y, n_heads=0)
+    with pytest.raises(ValueError, match="n_threads"):
+        fit(X, y, n_threads=0)
     with pytest.raises(ValueError, match="class_weight"):
         fit(X, y, class_weight={5: 2.0})
 
@@ -279,3 +279,70 @@ def test_interrupted_fit_leaves_estimator_unchanged(data, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         clf.set_params(max_iter=7).fit(X, y[::-1].copy())
     np.testing.assert_array_equal(clf.predict_proba(X), before)
+
+
+@pytest.mark.parametrize("similarity", ["neg_l2", "cosine", "dot"])
+@pytest.mark.parametrize("hidden_dim, n_heads", [(None, 1), (4, 3)])
+def test_network_matches_core_retrieval(similarity, hidden_dim, n_heads):
+    # each head's fused scores give the retrieval of skhop.nn.functional
+    from skhop._classifier import _PrototypeNet
+    from skhop.nn.functional import hopfield_retrieve
+
+    torch.manual_seed(0)
+    net = _PrototypeNet(5, 3, 7, n_heads=n_heads, hidden_dim=hidden_dim, beta=0.7,
+                        similarity=similarity, linear_head=False).double()
+    with torch.no_grad():
+        net.stored.normal_()
+        net.targets.normal_()
+        net.log_beta.copy_(torch.randn(n_heads))
+    x = torch.randn(11, 5, dtype=torch.float64)
+    mask = torch.rand(11, n_heads, 7) < 0.3
+    mask[..., 0] = False  # every row keeps a memory
+    with torch.no_grad():
+        out = net(x, mask)
+        for h in range(n_heads):
+            expected = hopfield_retrieve(net.embed(x), net.embed(net.stored[h]),
+                                         net.targets[h], beta=net.log_beta[h].exp(),
+                                         similarity=similarity, mask=mask[:, h])
+            np.testing.assert_allclose(out[:, h].numpy(), expected.numpy(), rtol=1e-10,
+                                       atol=1e-12)
+        # the estimator's probabilities are the heads' mean probabilities
+        np.testing.assert_allclose(net.log_proba(x).exp().numpy(),
+                                   net(x).softmax(-1).mean(1).numpy(), rtol=1e-10)
+
+
+def test_fitted_network_is_rebuildable(data):
+    from skhop.nn._rebuild import Rebuildable, module_from_state, module_to_state
+
+    X, y = data
+    clf = fit(X, y, hidden_dim=4, n_heads=2)
+    assert isinstance(clf.module_, Rebuildable)
+    rebuilt = module_from_state(module_to_state(clf.module_))
+    x = torch.as_tensor(X[:5], dtype=torch.float32)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(x), clf.module_(x))
+    assert not any(isinstance(v, torch.optim.Optimizer) for v in vars(clf).values())
+
+
+def test_skops_round_trip(data):
+    sio = pytest.importorskip("skops.io")
+    X, y = data
+    clf = fit(X, y)
+    blob = sio.dumps(clf)
+    loaded = sio.loads(blob, trusted=sio.get_untrusted_types(data=blob))
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+def test_memories_at_least_one_per_class(data):
+    X, y = data
+    clf = fit(X, y, n_memories=2)
+    assert clf.n_memories_ == 3
+
+
+def test_heads_start_from_different_rows(data):
+    X, y = data
+    clf = fit(X, y, n_heads=3, n_memories=10, max_iter=1)
+    stored = clf.module_.stored.detach()
+    assert stored.shape == (3, 10, X.shape[1])
+    assert not torch.equal(stored[0], stored[1])
+    assert clf.predict_proba(X).shape == (len(X), 3)
