@@ -63,7 +63,7 @@ plane = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
 paths_from = torch.tensor([[-2.5, 0.2], [2.5, 2.5], [0.5, -2.8], [2.8, -1.0], [0.0, 2.8]],
                           dtype=torch.float64)
 
-fig, axes = plt.subplots(1, 3, figsize=(12, 4.2), sharey=True)
+fig, axes = plt.subplots(1, 3, figsize=(12, 4.8), sharey=True, layout="constrained")
 for ax, beta, title in zip(axes, betas, titles, strict=True):
     energy = hopfield_energy(plane, memory, beta=beta).reshape(gx.shape)
     ax.contourf(gx, gy, energy, levels=30, cmap="viridis")
@@ -81,12 +81,14 @@ for ax, beta, title in zip(axes, betas, titles, strict=True):
     ax.set_aspect("equal")
     ax.set_xlabel("x1")
 axes[0].set_ylabel("x2")
+mean = memory.mean(dim=0)
+axes[0].plot(mean[0], mean[1], "x", color="white", ms=10, mew=2, label="mean of the patterns")
 axes[0].legend(loc="lower left", fontsize=8)
-fig.tight_layout()
 
 # %%
 # With ``beta = 0.2`` every query ends at the same point, close to the mean
-# of the six patterns. With ``beta = 5`` the three far patterns each have a
+# of the six patterns (the white cross), pulled a little towards the group
+# of three. With ``beta = 5`` the three far patterns each have a
 # fixed point of their own, but the close group on the right has a single
 # one, between its members: a metastable state that stands for the group.
 # With ``beta = 50`` every pattern is a fixed point, reached in one update
