@@ -53,7 +53,7 @@ X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, strati
 # (``n_memories``).
 # ``beta``, the inverse temperature, is learned during training.
 pipe = make_pipeline(StandardScaler(),
-                     HopfieldClassifier(max_iter=30 if QUICK else 200, random_state=0))
+                     HopfieldClassifier(max_iter=30 if QUICK else 100, random_state=0))
 grid = {
     "hopfieldclassifier__similarity": ["neg_l2", "cosine"],
     "hopfieldclassifier__n_memories": [16, 64],
@@ -99,7 +99,7 @@ fig.tight_layout()
 models = {
     "HopfieldClassifier (tuned)": search.best_estimator_,
     "HopfieldClassifier (defaults)": make_pipeline(
-        StandardScaler(), HopfieldClassifier(max_iter=30 if QUICK else 200, random_state=0)),
+        StandardScaler(), HopfieldClassifier(max_iter=30 if QUICK else 100, random_state=0)),
     "LogisticRegression": make_pipeline(StandardScaler(), LogisticRegression()),
     "SVC (rbf)": make_pipeline(StandardScaler(), SVC()),
     "KNeighborsClassifier": make_pipeline(StandardScaler(), KNeighborsClassifier()),
