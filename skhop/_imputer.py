@@ -8,6 +8,11 @@ or rescaled dot product), the scores go through the separation function
 attention-weighted mean of that feature over the stored patterns that
 observe it, so a missing memory entry never votes. All of it is matrix work
 over blocks of rows.
+
+The core's :func:`skhop.nn.functional.hopfield_retrieve` masks the query
+only; the scores here also mask the stored rows (and weigh the features),
+and reduce to the core's masked-query retrieval when the stored rows are
+complete and the weights uniform (tested).
 """
 
 import math
