@@ -173,9 +173,10 @@ class HopfieldMILClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator)
         Learn ``beta`` with the other parameters.
     normalize : bool, default=True
         Layer-normalise the encoded instances before the pooling.
-    pooling : tuple of {"mean", "max", "min"}, default=()
+    pooling : tuple of {"mean", "max", "min"}, default=("mean", "max")
         Plain poolings of the encoded instances appended to the Hopfield
-        pooled vector; ``()`` for Hopfield pooling alone.
+        pooled vector; ``()`` for Hopfield pooling alone (then the bag
+        vector is made only of what the attention picks).
     n_members : int, default=3
         Number of independently initialised networks trained side by side
         (same minibatches, each with its own bag dropout) whose
@@ -320,7 +321,7 @@ class HopfieldMILClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator)
         beta=None,
         learn_beta=False,
         normalize=True,
-        pooling=(),
+        pooling=("mean", "max"),
         n_members=3,
         dropout=0.1,
         attention_dropout=0.0,
