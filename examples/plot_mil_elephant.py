@@ -47,13 +47,13 @@ if QUICK:  # a few epochs only: the models do not converge, and say so
 # ``BagStandardScaler`` standardises the instance features with statistics
 # of the training instances. Two Hopfield models:
 #
-# - the defaults: four heads, two learned queries, a soft ``beta``, and an
+# - the defaults: four heads, two learned queries, a soft ``beta``, the
+#   mean and maximum of the instances appended to the pooled vector, and an
 #   average of three networks trained side by side (``n_members=3``);
-# - a *readable* one: one network, one head and one query give a single
+# - a *readable* one: ``pooling=()`` makes the Hopfield pooling the only
+#   summary of a bag, so that its attention describes everything the
+#   classifier sees; one network, one head and one query give a single
 #   attention per bag, and ``beta=1`` makes it selective.
-#
-# With the default ``pooling=()`` the Hopfield pooling is the only summary
-# of a bag, so its attention describes everything the classifier sees.
 bags, y = load_mil("elephant", return_X_y=True)
 train, test = train_test_split(np.arange(len(bags)), test_size=0.3, stratify=y,
                                random_state=0)
@@ -64,7 +64,7 @@ default = make_pipeline(BagStandardScaler(),
                         HopfieldMILClassifier(max_iter=max_iter, random_state=0))
 readable = make_pipeline(
     BagStandardScaler(),
-    HopfieldMILClassifier(n_members=1, num_heads=1, num_queries=1, beta=1.0,
+    HopfieldMILClassifier(pooling=(), n_members=1, num_heads=1, num_queries=1, beta=1.0,
                           max_iter=max_iter, random_state=0),
 )
 
