@@ -320,6 +320,9 @@ def _learn_weights(x, observed, complete, beta, similarity, separation, top_k, *
     net = _MetricNet(d, math.log(beta)).to(device=x.device, dtype=x.dtype)
 
     def batch_loss(module, rows):
+        if rows.shape[0] > batch_size:
+            # one step per epoch, on a fresh random sample of the rows
+            rows = rows[torch.randperm(rows.shape[0], device=x.device)[:batch_size]]
         n = rows.shape[0]
         ar = torch.arange(n, device=x.device)
         col = _hide_one(observed[rows])
@@ -341,9 +344,9 @@ def _learn_weights(x, observed, complete, beta, similarity, separation, top_k, *
 
     with torch.enable_grad():
         result, _ = train(net, batch_loss, (eligible,), max_iter=max_iter,
-                          batch_size=min(batch_size, eligible.numel()),
+                          batch_size=eligible.numel(),
                           learning_rate=learning_rate, weight_decay=0.0, tol=1e-4,
-                          n_iter_no_change=10, name="feature weights")
+                          n_iter_no_change=_TRAIN_PATIENCE, name="feature weights")
     w = net.log_weights.detach().exp()
     mean = w.mean()
     beta = float(net.log_beta.detach().exp() * mean)
@@ -360,11 +363,13 @@ _DEFAULT_BETA_SCALE = 4.0
 # sharpening is kept unless it raises the self-supervised error by more than this share
 _SHARPEN_TOL = 0.01
 # rows sampled (per repeat) by the self-supervised choice of beta
-_SELECT_ROWS = 1000
+_SELECT_ROWS = 512
 _SELECT_REPEATS = 2
 # training of the feature weights: at most this many rows, in batches of this many
 _TRAIN_ROWS = 4096
 _TRAIN_BATCH = 256
+# steps without a new best training loss before the training of the weights stops
+_TRAIN_PATIENCE = 10
 # feature_weights="auto" learns the weights up to this many features
 _AUTO_LEARN_MAX_FEATURES = 256
 
@@ -392,7 +397,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
     beta : float or "auto", default="auto"
         Inverse temperature: the scores are ``beta * sim``. ``"auto"``
         chooses it from the training data by self-supervision: one observed
-        entry of each of up to 1,000 sampled training rows (twice over) is
+        entry of each of up to 512 sampled training rows (twice over) is
         hidden and filled back from the other rows at every
         ``beta = a / u`` with ``a`` in ``2**-2 ... 2**10`` and ``u`` the
         median absolute score; the ``beta`` with the smallest mean squared
@@ -421,9 +426,9 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         positive weight per feature, together with ``beta``, by
         self-supervision: observed training entries are hidden one per row
         and filled back from the other rows, and the weights and ``beta``
-        take AdamW steps on the squared error (``max_iter`` epochs of
-        batches of 256 rows, ``learning_rate``; at most 4,096 training rows
-        take part). Features that help to predict the others gain weight,
+        take AdamW steps on the squared error (``max_iter`` steps, each on
+        a random batch of 256 rows, with ``learning_rate``; at most 4,096
+        training rows take part). Features that help to predict the others gain weight,
         noise features lose it. ``"uniform"`` weighs every feature alike
         (the metric of :class:`~sklearn.impute.KNNImputer`). ``"auto"`` is
         ``"learned"`` unless a Stage I feature map is used (``feature_dim``
@@ -447,8 +452,9 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
     tau : float, default=0.1
         Temperature of the ``"lse"`` and ``"uniformity"`` losses.
     max_iter : int, default=50
-        Epochs of the training in ``fit``: of the feature weights, or of
-        Stage I when a feature map is used.
+        Length of the training in ``fit``: steps of the feature weights
+        (one per epoch, training stops early once the loss has not improved
+        for 10 of them), or Stage I epochs when a feature map is used.
     learning_rate : float, default=0.05
         AdamW learning rate of that training.
     chunk_size : int or None, default=None
