@@ -355,7 +355,10 @@ default="softmax"
 
     def _stats(self, X_t, keys_t, identity):
         """beta in feature space, beta for partial queries (input space), min separation."""
-        cos_rival = nearest_rival(keys_t, "cosine") if keys_t.shape[0] > 1 else None
+        # with "cosine" the keys are unit rows already: their dot product is the cosine
+        # (and no normalised copy of the memory is made)
+        sim = "dot" if self.similarity == "cosine" else "cosine"
+        cos_rival = nearest_rival(keys_t, sim) if keys_t.shape[0] > 1 else None
         if self.beta == "auto":
             rival = cos_rival if self.similarity == "cosine" else None
             beta = auto_beta(keys_t, self.similarity, rival=rival)
