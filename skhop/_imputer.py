@@ -299,7 +299,7 @@ def _hide_one(observed_rows):
 
 
 def _learn_weights(x, observed, complete, beta, similarity, separation, top_k, *, max_iter,
-                   learning_rate, max_rows, batch_size):
+                   learning_rate, max_rows, batch_size, learn_beta=True):
     """Fit feature weights and beta by self-supervised completion of hidden observed entries.
 
     Each step hides one observed entry of each row of a batch, fills it from
@@ -318,6 +318,7 @@ def _learn_weights(x, observed, complete, beta, similarity, separation, top_k, *
     if eligible.numel() == 0 or M < 2 or max_iter == 0:
         return None, beta, []
     net = _MetricNet(d, math.log(beta)).to(device=x.device, dtype=x.dtype)
+    net.log_beta.requires_grad_(learn_beta)
 
     def batch_loss(module, rows):
         if rows.shape[0] > batch_size:
@@ -329,7 +330,7 @@ def _learn_weights(x, observed, complete, beta, similarity, separation, top_k, *
         oq = observed[rows].clone()
         oq[ar, col] = 0.0
         w = module.log_weights.exp()
-        mem = _Weighted(x, observed, w, complete)
+        mem = _Weighted(x, observed, w / w.mean(), complete)
         s = _masked_scores(x[rows] * oq, oq, mem, similarity, beta=module.log_beta.exp())
         lacking = observed[:, col].mT < 0.5
         lacking[ar, rows] = True  # not itself
@@ -348,9 +349,8 @@ def _learn_weights(x, observed, complete, beta, similarity, separation, top_k, *
                           learning_rate=learning_rate, weight_decay=0.0, tol=1e-4,
                           n_iter_no_change=_TRAIN_PATIENCE, name="feature weights")
     w = net.log_weights.detach().exp()
-    mean = w.mean()
-    beta = float(net.log_beta.detach().exp() * mean)
-    return (w / mean).cpu().numpy().astype(np.float64), beta, list(result.loss_curve)
+    beta = float(net.log_beta.detach().exp())
+    return (w / w.mean()).cpu().numpy().astype(np.float64), beta, list(result.loss_curve)
 
 
 def _is_nan(value):
@@ -387,11 +387,13 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
     complete. It is a drop-in replacement for
     :class:`~sklearn.impute.KNNImputer` in which the hard choice of
     ``n_neighbors`` equally weighted donors becomes a smooth, distance-weighted
-    attention whose temperature is chosen from the training data.
+    attention, whose temperature and per-feature weights are fitted to the
+    training data by self-supervision: observed entries are hidden and
+    filled back from the other rows.
 
     Parameters
     ----------
-    missing_values : int, float, str, np.nan or None, default=np.nan
+    missing_values : int, float or np.nan, default=np.nan
         The placeholder for the missing values; all its occurrences are
         imputed.
     beta : float or "auto", default="auto"
@@ -402,8 +404,10 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         ``beta = a / u`` with ``a`` in ``2**-2 ... 2**10`` and ``u`` the
         median absolute score; the ``beta`` with the smallest mean squared
         error is kept. The same search decides on *sharpening* (see Notes).
-        No target values and no test data are used. A number is used as
-        given, without sharpening.
+        With learned ``feature_weights`` the training then refines ``beta``
+        together with the weights. No target values and no test data are
+        used. A number is used as given, without sharpening or training of
+        ``beta``.
     similarity : {"neg_l2", "cosine", "dot"}, default="neg_l2"
         Comparison over the entries observed in both rows: ``"neg_l2"`` is
         ``-0.5 * d / n * sum (q_c - x_c)**2`` over the ``n`` common entries
@@ -744,7 +748,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
                         mem.x, mem.observed, mem.complete, beta, self.similarity,
                         self.separation, self.top_k, max_iter=self.max_iter,
                         learning_rate=self.learning_rate, max_rows=_TRAIN_ROWS,
-                        batch_size=_TRAIN_BATCH)
+                        batch_size=_TRAIN_BATCH, learn_beta=self.beta == "auto")
             else:
                 beta = 1.0 if self.beta == "auto" else float(self.beta)
         indicator = None
