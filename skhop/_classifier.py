@@ -44,8 +44,9 @@ __all__ = ["HopfieldClassifier"]
 
 # Rows per forward pass at predict time: bounds the (rows, heads, memories) score block.
 _PREDICT_CHUNK = 4096
-# Largest (rows, heads, memories) leave-one-out mask built once for the whole fit.
-_PREMASK_ELEMENTS = 1 << 24
+# Largest (rows, heads, memories) leave-one-out mask built once for the whole fit
+# (float32, added to the scores).
+_PREMASK_ELEMENTS = 1 << 22
 
 
 def _adamw(module, learning_rate, weight_decay):
@@ -138,12 +139,14 @@ class _PrototypeNet(Rebuildable, nn.Module):
     def forward(self, x, mask=None):
         """Class scores ``(n, n_heads, n_classes)`` of ``x`` ``(n, n_features)``.
 
-        ``mask`` ``(n, n_heads, n_memories)`` bool, True = that row ignores
-        that memory of that head.
+        ``mask`` ``(n, n_heads, n_memories)``: bool, True = that row ignores
+        that memory of that head; or float, added to the scores (0 or -inf).
         """
         scores = self.attention_logits(x)
-        if mask is not None:
+        if mask is not None and mask.dtype == torch.bool:
             scores = scores.masked_fill(mask, float("-inf"))
+        elif mask is not None:
+            scores = scores + mask  # additive: its backward is free
         attn = scores.softmax(dim=-1)
         if self.dropout > 0 and self.training:
             attn = F.dropout(attn, self.dropout)
@@ -505,7 +508,8 @@ class HopfieldClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator):
             # the (rows, heads, memories) mask once, unless it is large: then per batch
             premask = seeded_by.size * n_memories <= _PREMASK_ELEMENTS
             if premask:
-                own = own.unsqueeze(-1) == memory_ids
+                own = torch.zeros(own.shape + (n_memories,), device=device).masked_fill_(
+                    own.unsqueeze(-1) == memory_ids, float("-inf"))
             # labels and weights repeated per head, so the loss is one flat cross-entropy
             y_heads = np.repeat(y_enc[train_idx, None], n_heads, axis=1)
             w_heads = np.repeat(sw[train_idx, None], n_heads, axis=1)

@@ -306,6 +306,9 @@ def test_network_matches_core_retrieval(similarity, hidden_dim, n_heads):
                                          similarity=similarity, mask=mask[:, h])
             np.testing.assert_allclose(out[:, h].numpy(), expected.numpy(), rtol=1e-10,
                                        atol=1e-12)
+        # an additive mask (0 or -inf, as fit builds it) is the same as the bool mask
+        additive = torch.zeros(mask.shape, dtype=torch.float64).masked_fill(mask, -np.inf)
+        torch.testing.assert_close(net(x, additive), out, rtol=0, atol=0)
         # the estimator's probabilities are the heads' mean probabilities
         np.testing.assert_allclose(net.log_proba(x).exp().numpy(),
                                    net(x).softmax(-1).mean(1).numpy(), rtol=1e-10)
