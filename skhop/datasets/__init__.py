@@ -46,14 +46,14 @@ def _read_csv(name):
 def load_mil(name, *, return_X_y=False):
     """Load a multiple-instance benchmark shipped with skhop.
 
-    =================  ===========  ======  ==========  =========
-    name               bags (+/-)   inst.   per bag     features
-    =================  ===========  ======  ==========  =========
-    elephant           200 (100/100) 1391   2 -- 13     230
-    fox                200 (100/100) 1320   2 -- 13     230
-    tiger              200 (100/100) 1220   1 -- 13     230
-    ucsb_breast_cancer 58 (26/32)    2002   21 -- 40    708
-    =================  ===========  ======  ==========  =========
+    ==================  =============  =========  =======  ========
+    name                bags (+/-)     instances  per bag  features
+    ==================  =============  =========  =======  ========
+    elephant            200 (100/100)  1391       2-13     230
+    fox                 200 (100/100)  1320       2-13     230
+    tiger               200 (100/100)  1220       1-13     230
+    ucsb_breast_cancer  58 (26/32)     2002       21-40    708
+    ==================  =============  =========  =======  ========
 
     The features are raw (not scaled); only bag labels are known.
 
