@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # CPU build; elsewhere install the torch you want first, or override this.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test docs lint clean
+.PHONY: demo test docs docs-quick lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +32,13 @@ $(VENV)/.docs-installed: $(VENV)/.installed
 docs: $(VENV)/.docs-installed
 	OMP_WAIT_POLICY=PASSIVE $(PY) -m sphinx -W --keep-going -b html doc doc/_build/html
 
+# The same with the gallery at reduced sizes (about a minute).
+docs-quick: $(VENV)/.docs-installed
+	SKHOP_EXAMPLES_QUICK=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m sphinx -W --keep-going -b html doc doc/_build/html
+
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
 clean:
-	rm -rf $(VENV) build *.egg-info doc/_build doc/auto_examples doc/generated
+	rm -rf $(VENV) build *.egg-info doc/_build doc/auto_examples doc/generated doc/sg_execution_times.rst

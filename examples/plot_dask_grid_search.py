@@ -42,9 +42,9 @@ QUICK = os.environ.get("SKHOP_EXAMPLES_QUICK") == "1"
 
 X, y = load_breast_cancer(return_X_y=True)
 pipe = make_pipeline(StandardScaler(), HopfieldClassifier(random_state=0))
-grid = {"hopfieldclassifier__beta": [0.5, 2.0] if QUICK else [0.25, 0.5, 1.0, 2.0, 4.0],
-        "hopfieldclassifier__n_memories": [16] if QUICK else [8, 16, 32, 64]}
-cv = 2 if QUICK else 5
+grid = {"hopfieldclassifier__beta": [0.5, 2.0] if QUICK else [0.25, 1.0, 4.0],
+        "hopfieldclassifier__n_memories": [16] if QUICK else [16, 64]}
+cv = 2 if QUICK else 3
 
 # %%
 # The search
@@ -95,7 +95,7 @@ def plot_scores(search):
 
 
 def predict_big(model):
-    rows = 20_000 if QUICK else 200_000
+    rows = 20_000 if QUICK else 100_000
     rng = np.random.default_rng(0)
     X_big = da.from_array(X[rng.integers(0, len(X), rows)], chunks=(5_000, X.shape[1]))
     labels = predict_blocks(model, X_big, "predict")

@@ -71,7 +71,7 @@ X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random
 
 # %%
 # skorch: a schedule, a checkpoint of the best epoch, a scoring callback
-# ---------------------------------------------------------------------
+# ----------------------------------------------------------------------
 max_epochs = 8 if QUICK else 40
 torch.manual_seed(0)
 net = skorch.NeuralNetClassifier(
