@@ -69,15 +69,7 @@ PUBLIC = _public_objects()
 
 # Known gaps, each with what is missing. Strict: once a gap is filled the test
 # reports XPASS as a failure, so the entry is removed in the same change.
-KNOWN_GAPS = {
-    ("test_has_summary_and_examples", "skhop.nn.functional.separate"): "no Examples section",
-    ("test_has_summary_and_examples", "skhop.nn.functional.merge_partials"):
-        "no Examples section",
-    ("test_has_summary_and_examples", "skhop.nn.functional.similarity_scores"):
-        "no Examples section",
-    ("test_parameters_are_documented", "skhop.nn.functional.merge_partials"):
-        "no Parameters section",
-}
+KNOWN_GAPS = {}
 
 
 def _cases(test, items):

@@ -89,6 +89,16 @@ def separate(scores, separation="softmax", mask=None, top_k=None):
     Returns
     -------
     weights : Tensor of shape (..., M)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skhop.nn.functional import separate
+    >>> scores = torch.tensor([[2.0, 1.0, -1.0]])
+    >>> separate(scores, "sparsemax")
+    tensor([[1., 0., 0.]])
+    >>> separate(scores, "topk", top_k=2).gt(0).tolist()
+    [[True, True, False]]
     """
     if separation == "softmax":
         return _masked_softmax(scores, mask)

@@ -116,6 +116,16 @@ def similarity_scores(query, memory, similarity="dot", observed=None):
     Returns
     -------
     scores : Tensor of shape (..., L, M)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skhop.nn.functional import similarity_scores
+    >>> q, x = torch.tensor([[1.0, 0.0]]), torch.tensor([[2.0, 0.0], [0.0, 3.0]])
+    >>> similarity_scores(q, x, "cosine")
+    tensor([[1., 0.]])
+    >>> similarity_scores(q, x, "neg_l2")
+    tensor([[-0.5000, -5.0000]])
     """
     dot = query @ memory.mT
     if observed is None:
@@ -309,6 +319,26 @@ def merge_partials(parts):
 
     See :func:`hopfield_partial`. Queries that attended to nothing (all
     memories masked in every shard) read out zeros.
+
+    Parameters
+    ----------
+    parts : iterable of (Tensor, Tensor, Tensor)
+        The ``(max, sum, acc)`` triples of :func:`hopfield_partial`, one per
+        shard, over the same queries; the shards must be disjoint.
+
+    Returns
+    -------
+    output : Tensor of shape (..., L, dv)
+        What :func:`hopfield_retrieve` returns over all shards together.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skhop.nn.functional import hopfield_partial, hopfield_retrieve, merge_partials
+    >>> q, x = torch.randn(2, 4), torch.randn(30, 4)
+    >>> parts = (hopfield_partial(q, shard, beta=2.0) for shard in x.split(7))
+    >>> torch.allclose(merge_partials(parts), hopfield_retrieve(q, x, beta=2.0), atol=1e-6)
+    True
     """
     parts = list(parts)
     if not parts:
