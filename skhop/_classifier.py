@@ -26,7 +26,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from torch import nn
 
 from ._base import (
@@ -36,6 +36,7 @@ from ._base import (
     seed_from,
     seeded,
     torch_threads,
+    validate_data,
 )
 from ._training import split_validation, train
 from .nn._rebuild import Rebuildable

@@ -9,7 +9,6 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skhop import HopfieldClassifier
 
@@ -27,25 +26,6 @@ def fit(X, y, **params):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return HopfieldClassifier(**{**FAST, **params}).fit(X, y)
-
-
-EXPECTED_FAILURES = {
-    "check_sample_weight_equivalence_on_dense_data": (
-        "the stored patterns are a sample of the training rows, so repeating a row "
-        "changes which rows become prototypes; weights and repetitions give equal "
-        "losses but not equal initial models"
-    ),
-}
-
-
-@parametrize_with_checks(
-    [HopfieldClassifier(max_iter=20, random_state=0)],
-    expected_failed_checks=lambda est: EXPECTED_FAILURES,
-)
-def test_sklearn_compatible(estimator, check):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        check(estimator)
 
 
 def test_learns_separable_data(data):

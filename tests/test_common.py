@@ -24,7 +24,15 @@ ESTIMATORS = [
 ]
 
 # Checks that cannot pass, with the reason. Keep this list short and honest.
-EXPECTED_FAILURES = {}
+EXPECTED_FAILURES = {
+    "HopfieldClassifier": {
+        "check_sample_weight_equivalence_on_dense_data": (
+            "the stored patterns start as a sample of the training rows, so repeating a "
+            "row changes which rows become prototypes; weights and repetitions give equal "
+            "losses but not equal initial models"
+        ),
+    },
+}
 
 
 def _expected(estimator):
