@@ -15,18 +15,14 @@ class probabilities are averaged.
 import copy
 import math
 import numbers
-import warnings
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.class_weight import compute_sample_weight
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._base import (
@@ -38,7 +34,8 @@ from ._base import (
     torch_threads,
     validate_data,
 )
-from ._training import split_validation, train
+from ._supervised import NeuralClassifierMixin
+from ._training import train
 from .nn._rebuild import Rebuildable
 
 __all__ = ["HopfieldClassifier"]
@@ -190,7 +187,8 @@ def _stratified_rows(y, n_memories, rng):
     return np.sort(np.concatenate(chosen))
 
 
-class HopfieldClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator):
+class HopfieldClassifier(VersionedStateMixin, NeuralClassifierMixin, ClassifierMixin,
+                         BaseEstimator):
     """Classifier that stores learned prototypes in a modern Hopfield layer.
 
     An input retrieves from ``n_memories`` stored patterns (prototypes) with
@@ -423,21 +421,6 @@ class HopfieldClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
-    def _sample_weights(self, classes, y_enc, sample_weight, X):
-        sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
-        if self.class_weight is not None:
-            cw = self.class_weight
-            if isinstance(cw, dict):
-                unknown = set(cw) - set(classes.tolist())
-                if unknown:
-                    raise ValueError(f"class_weight has keys {sorted(unknown, key=str)} that "
-                                     f"are not classes of y ({classes.tolist()}).")
-                cw = {int(np.flatnonzero(classes == k)[0]): v for k, v in cw.items()}
-            sw = sw * compute_sample_weight(cw, y_enc)
-        if not sw.sum() > 0:
-            raise ValueError("sample_weight (times class_weight) must have a positive sum.")
-        return sw
-
     def _resolve_batch_size(self, n):
         if self.batch_size == "auto":
             return n if n <= 1024 else 256
@@ -464,27 +447,12 @@ class HopfieldClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator):
         check_n_threads(self.n_threads)
         warm = self.warm_start and hasattr(self, "module_")
         X, y = validate_data(self, X, y, dtype=np.float32, reset=not warm)
-        check_classification_targets(y)
-        classes, y_enc = np.unique(y, return_inverse=True)
-        if len(classes) < 2:
-            raise ValueError(f"y has only one class ({classes[0]!r}); the classifier needs "
-                             "at least two classes.")
-        if warm and not np.array_equal(classes, self.classes_):
-            raise ValueError(f"warm_start needs the classes of the previous fit "
-                             f"({self.classes_.tolist()}), got {classes.tolist()}.")
+        classes, y_enc = self._encode_targets(y, warm)
         device = resolve_device(self.device)
-        sw = self._sample_weights(classes, y_enc, sample_weight, X)
-        sw = sw / sw.mean()
+        sw = self._sample_weights(classes, y_enc, sample_weight)
         seed = seed_from(self.random_state)
         rng = check_random_state(seed)
-
-        train_idx = np.arange(len(y_enc))
-        val_idx = None
-        if self.early_stopping:
-            train_idx, val_idx = split_validation(y_enc, self.validation_fraction, rng)
-            if len(train_idx) == 0 or len(val_idx) == 0:
-                raise ValueError(f"validation_fraction={self.validation_fraction} leaves no "
-                                 f"rows to train or validate on ({len(y_enc)} rows).")
+        train_idx, val_idx = self._validation_split(y_enc, rng)
 
         with torch_threads(self.n_threads), seeded(seed, device):
             if warm:
@@ -546,23 +514,9 @@ class HopfieldClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator):
                 verbose=self.verbose, name=type(self).__name__,
             )
             module = module.cpu()
-        if not result.converged:
-            warnings.warn(
-                f"{type(self).__name__}: reached max_iter={self.max_iter} epochs without "
-                "converging; raise max_iter or tol.", ConvergenceWarning, stacklevel=2)
-
         # fitted attributes only now, so an interrupted fit leaves the estimator as it was
-        self.classes_ = classes
-        self.module_ = module
+        self._finish_fit(classes=classes, module=module, result=result, warm=warm)
         self.n_memories_ = int(n_memories)
-        self.n_iter_ = (self.n_iter_ if warm else 0) + result.n_iter
-        self.loss_curve_ = (list(self.loss_curve_) if warm else []) + result.loss_curve
-        if self.early_stopping:
-            self.validation_scores_ = result.validation_scores
-            self.best_validation_score_ = result.best_validation_score
-        else:
-            self.validation_scores_ = None
-            self.best_validation_score_ = None
         return self
 
     def _init_module(self, X, y_enc, n_classes, rng):
@@ -610,64 +564,3 @@ class HopfieldClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator):
             out = [module.log_proba(torch.from_numpy(X[s:s + _PREDICT_CHUNK])).numpy()
                    for s in range(0, X.shape[0], _PREDICT_CHUNK)]
         return np.concatenate(out)
-
-    def decision_function(self, X):
-        """Class scores (log-probabilities) of the rows of ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
-            For two classes, the log-odds of ``classes_[1]``; otherwise the
-            log-probability of each class.
-        """
-        scores = self._log_proba(X)
-        if scores.shape[1] == 2:
-            return scores[:, 1] - scores[:, 0]
-        return scores
-
-    def predict_log_proba(self, X):
-        """Log of the class probabilities.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        log_proba : ndarray of shape (n_samples, n_classes)
-        """
-        return self._log_proba(X)
-
-    def predict_proba(self, X):
-        """Class probabilities (softmax of the class scores).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-            Columns in the order of ``classes_``.
-        """
-        return np.exp(self.predict_log_proba(X))
-
-    def predict(self, X):
-        """Predicted class labels.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples,)
-            Labels from ``classes_``.
-        """
-        scores = self._log_proba(X)
-        return self.classes_[np.argmax(scores, axis=1)]
-

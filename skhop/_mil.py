@@ -14,19 +14,14 @@ padded instances get exactly zero attention.
 import copy
 import math
 import numbers
-import warnings
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.class_weight import compute_sample_weight
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 from torch import nn
 
 from ._base import (
@@ -37,7 +32,8 @@ from ._base import (
     seeded,
     torch_threads,
 )
-from ._training import split_validation, train
+from ._supervised import NeuralClassifierMixin
+from ._training import train
 from .nn._rebuild import Rebuildable
 from .nn.modules import HopfieldPooling
 from .utils import check_bags, pad_bags
@@ -136,7 +132,8 @@ def _drop_instances(mask, rate):
     return dropped
 
 
-class HopfieldMILClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator):
+class HopfieldMILClassifier(VersionedStateMixin, NeuralClassifierMixin, ClassifierMixin,
+                            BaseEstimator):
     """Multiple-instance classifier with Hopfield pooling over each bag.
 
     A sample is a *bag*: a 2-D array of instances ``(n_instances_i,
@@ -389,22 +386,6 @@ class HopfieldMILClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator)
         check_n_threads(self.n_threads)
         return pooling
 
-    def _sample_weights(self, classes, y_enc, sample_weight):
-        sw = _check_sample_weight(sample_weight, y_enc, dtype=np.float64,
-                                  ensure_non_negative=True)
-        if self.class_weight is not None:
-            cw = self.class_weight
-            if isinstance(cw, dict):
-                unknown = set(cw) - set(classes.tolist())
-                if unknown:
-                    raise ValueError(f"class_weight has keys {sorted(unknown, key=str)} that "
-                                     f"are not classes of y ({classes.tolist()}).")
-                cw = {int(np.flatnonzero(classes == k)[0]): v for k, v in cw.items()}
-            sw = sw * compute_sample_weight(cw, y_enc)
-        if not sw.sum() > 0:
-            raise ValueError("sample_weight (times class_weight) must have a positive sum.")
-        return sw / sw.mean()
-
     def _new_module(self, n_features, n_classes, pooling):
         return _MILNet(int(n_features), int(n_classes), int(self.hidden_dim),
                        int(self.n_layers), int(self.num_heads), int(self.num_queries),
@@ -440,26 +421,12 @@ class HopfieldMILClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator)
         if len(y) != len(bags):
             raise ValueError(f"y has {len(y)} labels but X has {len(bags)} bags; give one "
                              "label per bag.")
-        check_classification_targets(y)
-        classes, y_enc = np.unique(y, return_inverse=True)
-        if len(classes) < 2:
-            raise ValueError(f"y has only one class ({classes[0]!r}); the classifier needs "
-                             "at least two classes.")
-        if warm and not np.array_equal(classes, self.classes_):
-            raise ValueError(f"warm_start needs the classes of the previous fit "
-                             f"({self.classes_.tolist()}), got {classes.tolist()}.")
+        classes, y_enc = self._encode_targets(y, warm)
         sw = self._sample_weights(classes, y_enc, sample_weight)
         device = resolve_device(self.device)
         seed = seed_from(self.random_state)
         rng = check_random_state(seed)
-
-        train_idx = np.arange(len(bags))
-        val_idx = None
-        if self.early_stopping:
-            train_idx, val_idx = split_validation(y_enc, self.validation_fraction, rng)
-            if len(train_idx) == 0 or len(val_idx) == 0:
-                raise ValueError(f"validation_fraction={self.validation_fraction} leaves no "
-                                 f"bags to train or validate on ({len(bags)} bags).")
+        train_idx, val_idx = self._validation_split(y_enc, rng, unit="bags")
         padded, mask = pad_bags(bags)
         n_features = padded.shape[2]
 
@@ -504,23 +471,9 @@ class HopfieldMILClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator)
                 verbose=self.verbose, name=type(self).__name__,
             )
             module = module.cpu().eval()
-        if not result.converged:
-            warnings.warn(
-                f"{type(self).__name__}: reached max_iter={self.max_iter} epochs without "
-                "converging; raise max_iter or tol.", ConvergenceWarning, stacklevel=2)
-
         # fitted attributes only now, so an interrupted fit leaves the estimator as it was
-        self.classes_ = classes
-        self.module_ = module
+        self._finish_fit(classes=classes, module=module, result=result, warm=warm)
         self.n_features_in_ = int(n_features)
-        self.n_iter_ = (self.n_iter_ if warm else 0) + result.n_iter
-        self.loss_curve_ = (list(self.loss_curve_) if warm else []) + result.loss_curve
-        if self.early_stopping:
-            self.validation_scores_ = result.validation_scores
-            self.best_validation_score_ = result.best_validation_score
-        else:
-            self.validation_scores_ = None
-            self.best_validation_score_ = None
         return self
 
     # -------------------------------------------------------------- predict
@@ -546,66 +499,8 @@ class HopfieldMILClassifier(VersionedStateMixin, ClassifierMixin, BaseEstimator)
                     attention[i] = attn[row, :lengths[i]]
         return scores, attention
 
-    def decision_function(self, X):
-        """Class scores of the bags.
-
-        Parameters
-        ----------
-        X : sequence of array-like of shape (n_instances_i, n_features)
-
-        Returns
-        -------
-        scores : ndarray of shape (n_bags,) or (n_bags, n_classes)
-            For two classes, the score of ``classes_[1]`` minus that of
-            ``classes_[0]``; otherwise one column per class.
-        """
-        scores = self._forward(X)[0]
-        if scores.shape[1] == 2:
-            return scores[:, 1] - scores[:, 0]
-        return scores
-
-    def predict_log_proba(self, X):
-        """Log of the class probabilities of the bags.
-
-        Parameters
-        ----------
-        X : sequence of array-like of shape (n_instances_i, n_features)
-
-        Returns
-        -------
-        log_proba : ndarray of shape (n_bags, n_classes)
-        """
-        scores = self._forward(X)[0]
-        return scores - logsumexp(scores, axis=1, keepdims=True)
-
-    def predict_proba(self, X):
-        """Class probabilities of the bags (softmax of the class scores).
-
-        Parameters
-        ----------
-        X : sequence of array-like of shape (n_instances_i, n_features)
-
-        Returns
-        -------
-        proba : ndarray of shape (n_bags, n_classes)
-            Columns in the order of ``classes_``.
-        """
-        return np.exp(self.predict_log_proba(X))
-
-    def predict(self, X):
-        """Predicted label of each bag.
-
-        Parameters
-        ----------
-        X : sequence of array-like of shape (n_instances_i, n_features)
-
-        Returns
-        -------
-        y : ndarray of shape (n_bags,)
-            Labels from ``classes_``.
-        """
-        scores = self._forward(X)[0]
-        return self.classes_[np.argmax(scores, axis=1)]
+    def _log_proba(self, X):
+        return self._normalise(self._forward(X)[0])
 
     def instance_attention(self, X):
         """How much each instance of each bag contributes to the Hopfield pooling.
