@@ -31,8 +31,7 @@ def _fixed(**kw):
     return HopfieldImputer(**kw)
 
 
-@parametrize_with_checks([HopfieldImputer(max_iter=5), HopfieldImputer(beta=1.0,
-                                                                      separation="sparsemax")])
+@parametrize_with_checks([HopfieldImputer(), HopfieldImputer(beta=1.0, separation="sparsemax")])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
@@ -239,6 +238,7 @@ def test_pandas_output_and_pipeline_grid_search():
     assert search.fit(Xm, y).best_score_ > 0.6
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_pipeline_with_hopfield_classifier():
     from skhop import HopfieldClassifier
 
