@@ -263,3 +263,27 @@ def test_bad_arguments_raise_value_error(kwargs, match):
     _, Xm = _data()
     with pytest.raises(ValueError, match=match):
         HopfieldImputer(**kwargs).fit(Xm)
+
+
+def test_interrupted_refit_leaves_the_fitted_state(monkeypatch):
+    import skhop._imputer as module
+
+    _, Xm = _data(seed=18)
+    imp = HopfieldImputer(random_state=0, max_iter=5).fit(Xm)
+    before = imp.transform(Xm)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "_learn_weights", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        imp.fit(Xm[:30] * 2.0)
+    np.testing.assert_array_equal(imp.transform(Xm), before)
+
+
+def test_more_steps_and_auto_device_keep_observed_entries():
+    _, Xm = _data(seed=19)
+    out = HopfieldImputer(n_steps=3, device="auto", random_state=0,
+                          max_iter=3).fit(Xm).transform(Xm)
+    obs = ~np.isnan(Xm)
+    assert np.array_equal(out[obs], Xm[obs]) and np.isfinite(out).all()
