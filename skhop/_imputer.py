@@ -24,7 +24,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.impute import MissingIndicator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, MissingValues, StrOptions
-from sklearn.utils.validation import FLOAT_DTYPES, check_is_fitted, validate_data
+from sklearn.utils.validation import FLOAT_DTYPES, check_is_fitted
 from torch import nn
 
 from ._base import (
@@ -34,6 +34,7 @@ from ._base import (
     seed_from,
     seeded,
     torch_threads,
+    validate_data,
 )
 from ._kernel import SEPARATION_LOSSES, fit_feature_map
 from .nn._separation import separate

@@ -24,7 +24,19 @@ ESTIMATORS = [
 ]
 
 # Checks that cannot pass, with the reason. Keep this list short and honest.
+NAN_MARKS_UNOBSERVED = (
+    "allow_nan is tagged because NaN marks unobserved entries of a query; stored "
+    "patterns must be complete, and this check fits on data with NaN"
+)
 EXPECTED_FAILURES = {
+    "KernelHopfieldRetriever": {
+        "check_estimators_pickle": NAN_MARKS_UNOBSERVED,
+        "check_estimators_pickle(readonly_memmap=True)": NAN_MARKS_UNOBSERVED,
+        "check_transformer_n_iter": (
+            "without Stage I (separation_loss=None, the default) no iteration runs, so "
+            "n_iter_ is 0"
+        ),
+    },
     "HopfieldClassifier": {
         "check_sample_weight_equivalence_on_dense_data": (
             "the stored patterns start as a sample of the training rows, so repeating a "
