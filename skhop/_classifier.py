@@ -560,7 +560,11 @@ class HopfieldClassifier(VersionedStateMixin, NeuralClassifierMixin, ClassifierM
         X = validate_data(self, X, dtype=np.float64, reset=False)
         # in float64, so a row's scores do not depend on the rows batched with it
         module = copy.deepcopy(self.module_).double().eval()
+        # one output array, filled block by block: no per-block results are kept, so
+        # the heap is not fragmented by them and the peak stays at one block's work
+        out = np.empty((X.shape[0], len(self.classes_)))
         with torch_threads(self.n_threads), torch.no_grad():
-            out = [module.log_proba(torch.from_numpy(X[s:s + _PREDICT_CHUNK])).numpy()
-                   for s in range(0, X.shape[0], _PREDICT_CHUNK)]
-        return np.concatenate(out)
+            for s in range(0, X.shape[0], _PREDICT_CHUNK):
+                out[s:s + _PREDICT_CHUNK] = module.log_proba(
+                    torch.from_numpy(X[s:s + _PREDICT_CHUNK])).numpy()
+        return out
