@@ -36,7 +36,7 @@ from ._kernel import (
     min_separation,
     nearest_rival,
 )
-from .nn._separation import CHUNKABLE, SEPARATIONS, stable_topk
+from .nn._separation import CHUNKABLE, SEPARATIONS, blockwise_topk, stable_topk
 from .nn.functional import (
     AUTO_CHUNK_ELEMENTS,
     hopfield_energy,
@@ -624,19 +624,6 @@ default="softmax"
             out = self._retrieve(Q)
         return out.numpy().astype(Q.dtype, copy=False)
 
-    def _topk_scores(self, S_fn, M, n, block):
-        best_v = best_i = None
-        for start in range(0, M, block):
-            stop = min(start + block, M)
-            v, i = stable_topk(S_fn(start, stop), min(n, stop - start))
-            i = i + start
-            if best_v is None:
-                best_v, best_i = v, i
-            else:
-                best_v, j = stable_topk(torch.cat([best_v, v], -1), n)
-                best_i = torch.cat([best_i, i], -1).gather(-1, j)
-        return best_v, best_i
-
     def kneighbors(self, X, n_neighbors=1, return_distance=True):
         """The stored patterns that receive the most attention.
 
@@ -710,7 +697,7 @@ default="softmax"
             else:
                 observed = (~torch.isnan(Q_t)).to(Q_t.dtype)
                 state = torch.nan_to_num(Q_t, nan=0.0)
-            return self._topk_scores(
+            return blockwise_topk(
                 lambda a, b: similarity_scores(state, values[a:b], self.similarity, observed),
                 M, n, block)
         sim = "neg_l2" if self.similarity == "neg_l2" else "dot"
@@ -728,7 +715,7 @@ default="softmax"
             s = s.masked_fill(idx < 0, float("-inf"))
             v, j = stable_topk(s, n)
             return v, idx.gather(1, j)
-        return self._topk_scores(lambda a, b: similarity_scores(F, keys[a:b], sim), M, n, block)
+        return blockwise_topk(lambda a, b: similarity_scores(F, keys[a:b], sim), M, n, block)
 
     def score(self, X, y):
         """Fraction of queries whose retrieval is nearest to the memory ``y`` names.
@@ -762,7 +749,7 @@ default="softmax"
             mem = torch.from_numpy(self.memories_)
             xx = (mem * mem).sum(1)
             block = max(256, AUTO_CHUNK_ELEMENTS // max(R_t.shape[0], 1))
-            _, idx = self._topk_scores(lambda a, b: 2 * R_t @ mem[a:b].mT - xx[a:b], M, 1,
+            _, idx = blockwise_topk(lambda a, b: 2 * R_t @ mem[a:b].mT - xx[a:b], M, 1,
                                        block)
         return float((idx[:, 0].numpy() == y).mean())
 

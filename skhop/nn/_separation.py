@@ -61,6 +61,32 @@ def stable_topk(scores, k):
     return vals[..., :k], idx[..., :k]
 
 
+def blockwise_topk(block_scores, n_items, k, block_size):
+    """The ``k`` largest scores over ``n_items`` scored block by block.
+
+    ``block_scores(start, stop)`` returns the scores of items ``start:stop``
+    along the last dim; only one block and the running best ``k`` are held at
+    a time. Ties go to the lower index, as with :func:`stable_topk` on the
+    whole row, so the result does not depend on ``block_size``.
+
+    Returns
+    -------
+    values, indices : Tensor of shape (..., min(k, n_items))
+    """
+    best_v = best_i = None
+    for start in range(0, n_items, block_size):
+        stop = min(start + block_size, n_items)
+        v, i = stable_topk(block_scores(start, stop), min(k, stop - start))
+        i = i + start
+        if best_v is None:
+            best_v, best_i = v, i
+        else:
+            # earlier blocks first, so ties still go to the lower index
+            best_v, j = stable_topk(torch.cat([best_v, v], -1), k)
+            best_i = torch.cat([best_i, i], -1).gather(-1, j)
+    return best_v, best_i
+
+
 def _topk(scores, mask, k):
     k = min(k, scores.shape[-1])
     if mask is not None:

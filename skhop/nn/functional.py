@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from ._separation import CHUNKABLE, SEPARATIONS, separate, stable_topk
+from ._separation import CHUNKABLE, SEPARATIONS, blockwise_topk, separate
 
 __all__ = [
     "hopfield_retrieve",
@@ -203,22 +203,12 @@ def _chunked_step(query, memory, values, beta, similarity, separation, mask, obs
     """
     M = memory.shape[-2]
     if separation == "topk":
-        best_v = best_i = None
-        for start in range(0, M, chunk_size):
-            stop = min(start + chunk_size, M)
+        def block_scores(start, stop):
             s = _scaled_scores(query, memory[..., start:stop, :], beta, similarity, observed)
             m = _slice_mask(mask, start, stop)
-            if m is not None:
-                s = s.masked_fill(m, float("-inf"))
-            k = min(top_k, stop - start)
-            v, i = stable_topk(s, k)
-            i = i + start
-            if best_v is None:
-                best_v, best_i = v, i
-            else:
-                # earlier chunks first, so ties still go to the lower index
-                best_v, j = stable_topk(torch.cat([best_v, v], -1), top_k)
-                best_i = torch.cat([best_i, i], -1).gather(-1, j)
+            return s if m is None else s.masked_fill(m, float("-inf"))
+
+        best_v, best_i = blockwise_topk(block_scores, M, top_k, chunk_size)
         w = separate(best_v, "softmax", mask=torch.isneginf(best_v))
         rows = _gather_rows(values, best_i)
         return (w.unsqueeze(-2) @ rows).squeeze(-2)
