@@ -34,8 +34,8 @@ from torch import nn
 
 from .nn._rebuild import Rebuildable
 
-__all__ = ["FeatureMap", "fit_feature_map", "min_separation", "auto_beta",
-           "SEPARATION_LOSSES"]
+__all__ = ["FeatureMap", "fit_feature_map", "min_separation", "auto_beta", "scale_statistic",
+           "SEPARATION_LOSSES", "SCALE_PENALTY"]
 
 SEPARATION_LOSSES = ("lse", "uniformity", "min_sep")
 
@@ -46,6 +46,12 @@ AUTO_BETA_EPS = 1e-3
 AUTO_BETA_MAX_LOGIT = 1e4
 _BLOCK_ELEMENTS = 1 << 22
 _EPS = 1e-12
+# ``scale_statistic``: the scaled model is chosen above this value, the 0.999
+# quantile of the chi-square distribution with one degree of freedom (the
+# statistic's asymptotic law when the noise model holds; see scale_statistic)
+SCALE_PENALTY = 10.83
+# residuals below this share of |q|^2 are float32 rounding: both are floored there
+_RESIDUAL_FLOOR = 1e-5
 
 
 class FeatureMap(Rebuildable, nn.Module):
@@ -347,3 +353,100 @@ def auto_beta(features, similarity, *, eps=AUTO_BETA_EPS, max_rows=4096, chunk_s
     gap = max(gap, 1e-3 * scale)
     beta = math.log((M - 1) / eps) / gap
     return float(min(beta, AUTO_BETA_MAX_LOGIT / scale))
+
+
+def scale_statistic(query, keys, *, observed=None, exclude=None, block_size=None):
+    """Likelihood-ratio statistic of the scaled model against the noise model, per query.
+
+    Two explanations of a query ``q`` by a stored pattern ``m``:
+
+    - noise: ``q = m + e``, residual ``r_noise = min_m |q - m|^2`` (the
+      ranking of ``"neg_l2"`` retrieval);
+    - scaled: ``q = s m + e`` with a free scale ``s >= 0`` (an occluded,
+      zero-filled or dimmed query), residual
+      ``r_scaled = min_m (|q|^2 - max(<q, m>, 0)^2 / |m|^2)`` (the ranking
+      of ``"cosine"`` retrieval).
+
+    With Gaussian ``e`` of unknown variance over ``n`` compared coordinates,
+    twice the log-likelihood ratio is ``n * log(r_noise / r_scaled)`` (never
+    negative up to rounding: ``s = 1`` is one of the scaled fits). The scaled
+    model has one extra parameter, so when the noise model holds the
+    statistic follows asymptotically a chi-square law with one degree of
+    freedom (Wilks); :data:`SCALE_PENALTY` is its 0.999 quantile.
+
+    Both minima come from the products ``<q, m>`` and the norms ``|m|^2``:
+    one pass streams the keys in blocks of ``block_size`` rows and keeps only
+    the running best of each model (a maximum, no index: cheaper than a
+    top-k of the scores).
+
+    Parameters
+    ----------
+    query : Tensor of shape (..., L, k)
+        Queries, zero at unobserved entries.
+    keys : Tensor of shape (..., M, k)
+        Stored patterns (batch dimensions broadcast with ``query``'s).
+    observed : Tensor of shape (..., L, k), optional
+        1 where a query entry is observed, 0 where not: residuals are taken
+        over the observed coordinates (``|m|^2`` restricted to them) and
+        ``n`` is their count. ``None``: all ``k`` coordinates.
+    exclude : bool Tensor broadcastable to (..., L, M), optional
+        ``True`` marks stored patterns a query must not be compared with.
+    block_size : int, optional
+        Stored patterns per block; ``None`` bounds a block at about
+        ``2**22`` scores.
+
+    Returns
+    -------
+    statistic : Tensor of shape (..., L)
+        ``n * log(r_noise / r_scaled)``, each residual floored at
+        ``1e-5 |q|^2`` (float32 rounding), so a query equal to a stored
+        pattern scores 0. 0 for a query with nothing observed or with
+        ``|q| = 0``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skhop._kernel import SCALE_PENALTY, scale_statistic
+    >>> _ = torch.manual_seed(0)
+    >>> X = torch.rand(50, 64)
+    >>> dimmed = 0.3 * X[:2]                      # a free scale explains these
+    >>> noisy = X[:2] + 0.2 * torch.randn(2, 64)  # additive noise explains these
+    >>> (scale_statistic(torch.cat([dimmed, noisy]), X) > SCALE_PENALTY).tolist()
+    [True, True, False, False]
+    """
+    M, L = keys.shape[-2], query.shape[-2]
+    tiny = torch.finfo(query.dtype).tiny
+    if observed is None:
+        half_kk = 0.5 * (keys * keys).sum(-1).unsqueeze(-2)  # (..., 1, M)
+        inv = (2.0 * half_kk).clamp_min(tiny).rsqrt()
+    block = block_size or max(256, _BLOCK_ELEMENTS // max(L, 1))
+    # running best of <q, m> - |m|^2 / 2 = (|q|^2 - |q - m|^2) / 2 and of <q, m> / |m|
+    best_noise = best_scaled = None
+    for start in range(0, M, block):
+        stop = min(start + block, M)
+        k = keys[..., start:stop, :]
+        dot = query @ k.mT
+        if observed is None:
+            hk, ik = half_kk[..., start:stop], inv[..., start:stop]
+        else:
+            hk = 0.5 * (observed @ (k * k).mT)
+            ik = (2.0 * hk).clamp_min(tiny).rsqrt()
+        noise = dot - hk
+        dot.mul_(ik)
+        if exclude is not None:
+            gone = exclude[..., start:stop]
+            noise.masked_fill_(gone, float("-inf"))
+            dot.masked_fill_(gone, float("-inf"))
+        noise, scaled = noise.amax(-1), dot.amax(-1)
+        if best_noise is None:
+            best_noise, best_scaled = noise, scaled
+        else:
+            best_noise = torch.maximum(best_noise, noise)
+            best_scaled = torch.maximum(best_scaled, scaled)
+    qq = (query * query).sum(-1)
+    floor = (_RESIDUAL_FLOOR * qq).clamp_min(tiny)
+    r_noise = torch.maximum(qq - 2.0 * best_noise, floor)
+    r_scaled = torch.maximum(qq - best_scaled.clamp_min(0.0).square(), floor)
+    n = query.new_tensor(float(query.shape[-1])) if observed is None else observed.sum(-1)
+    stat = n * torch.log(r_noise / r_scaled)
+    return stat.masked_fill((qq <= tiny) | (n == 0), 0.0)

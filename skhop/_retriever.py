@@ -30,11 +30,13 @@ from ._base import (
     validate_data,
 )
 from ._kernel import (
+    SCALE_PENALTY,
     SEPARATION_LOSSES,
     auto_beta,
     fit_feature_map,
     min_separation,
     nearest_rival,
+    scale_statistic,
 )
 from .nn._separation import CHUNKABLE, SEPARATIONS, blockwise_topk, stable_topk
 from .nn.functional import (
@@ -91,18 +93,21 @@ class KernelHopfieldRetriever(VersionedStateMixin, ClassNamePrefixFeaturesOutMix
         Stage I epochs.
     learning_rate : float, default=0.01
         Stage I AdamW learning rate.
-    similarity : {"cosine", "dot", "neg_l2"}, default="cosine"
+    similarity : {"auto", "cosine", "dot", "neg_l2"}, default="auto"
         Similarity of the features of query and memory: cosine, dot product,
         or minus half the squared Euclidean distance. Cosine is the robust
-        choice for occluded queries; ``"neg_l2"`` is the better one for
-        additive Gaussian noise (see ``benchmarks/results/retrieval.md``).
+        choice for occluded (zero-filled) or dimmed queries; ``"neg_l2"`` is
+        the better one for additive Gaussian noise. ``"auto"`` chooses per
+        query between these two by a likelihood-ratio test (see the Notes
+        and :meth:`query_similarity`), each with its own ``beta``.
     separation : {"softmax", "softmax1", "sparsemax", "entmax15", "topk"}, \
 default="softmax"
         Separation function of the Hopfield update (see :func:`skhop.nn.separate`).
     top_k : int or None, default=None
         Number of memories kept by ``separation="topk"`` (required there).
     beta : float or "auto", default="auto"
-        Inverse temperature. ``"auto"`` takes the rule of
+        Inverse temperature (with ``similarity="auto"`` a number is used by
+        both models, whose scores differ in scale). ``"auto"`` takes the rule of
         :func:`skhop._kernel.auto_beta`: large enough that every stored
         pattern keeps all but 0.1% of the attention on itself, computed from
         the smallest margin between a stored pattern and its nearest rival.
@@ -149,8 +154,10 @@ default="softmax"
         The stored patterns.
     feature_map_ : torch.nn.Module
         The feature map ``Phi`` (a linear map on the CPU, in eval mode).
-    beta_ : float
-        The inverse temperature used in feature space.
+    beta_ : float or dict
+        The inverse temperature used in feature space; with
+        ``similarity="auto"`` a dict ``{"neg_l2": ..., "cosine": ...}`` with
+        the inverse temperature of each model.
     separation_loss_curve_ : list of float
         Stage I loss per epoch (empty without Stage I).
     n_iter_ : int
@@ -185,16 +192,42 @@ default="softmax"
     the observed entries and fill only the gaps use
     :class:`skhop.HopfieldImputer`.
 
+    ``similarity="auto"`` weighs two explanations of a query ``q`` by a
+    stored feature vector ``m``: *noise*, ``q = m + e``, and *scaled*,
+    ``q = s m + e`` with a free scale ``s >= 0`` (an occluded, zero-filled
+    or dimmed query). Their smallest residuals over the memory,
+    ``r_noise = min |q - m|^2`` and ``r_scaled = min (|q|^2 - max(<q, m>, 0)^2
+    / |m|^2)``, rank memories exactly as ``"neg_l2"`` and ``"cosine"`` do.
+    The scaled model has one parameter more, so it is chosen only when the
+    likelihood-ratio statistic ``n log(r_noise / r_scaled)`` (``n`` the
+    number of compared coordinates: the feature dimension, or the observed
+    entries of a partial query) exceeds 10.83, the 0.999 quantile of its
+    chi-square law with one degree of freedom under the noise model: about
+    one noisy query in a thousand is retrieved with cosine. Occluded images
+    score far above it (over 250 on MNIST, over 16 on sklearn's digits).
+    The query is then retrieved with the chosen similarity and its own
+    ``beta_``, in every update when ``n_steps > 1``; ``kneighbors`` ranks
+    and measures it the same way. The test costs one more streamed pass
+    over the stored features (one matrix product, two running maxima), and
+    the stored features are kept unnormalised (the noise model needs their
+    norms). With ``index="approximate"`` the candidates of both models are
+    the most cosine-similar memories (an inner-product index on the
+    normalised features), and the test and the update run over them.
+    ``energy`` is the Ramsauer et al. energy of ``"cosine"`` and ``"dot"``
+    only and refuses ``"auto"``.
+
     With ``"cosine"`` the features are normalised once in ``fit``, so one
     exact update costs two matrix products and one exponential per
     (query, memory) pair, streamed with an online log-sum-exp.
 
     What the benchmarks show (``benchmarks/results/retrieval.md``, MNIST and
-    digits, up to 10,000 stored images): the defaults (no Stage I, cosine,
-    ``beta="auto"``) behave like cosine nearest-neighbour retrieval; they
-    match cosine Hopfield with the best beta of a grid on occluded queries
-    and trail exact Euclidean 1-NN by 1 to 3 points under additive Gaussian
-    noise, where ``similarity="neg_l2"`` matches it. Stage I (U-Hop's and
+    digits, up to 10,000 stored images): cosine retrieval (auto beta)
+    matches cosine Hopfield with the best beta of a grid on occluded
+    queries, within half a point, but trails exact Euclidean 1-NN by 1 to 3
+    points under additive Gaussian noise, where ``"neg_l2"`` matches it and
+    fails on occluded queries. The default ``"auto"`` retrieves every
+    half-occluded image with cosine and nearly every noisy one with
+    ``"neg_l2"``, so it keeps the better of the two in every cell. Stage I (U-Hop's and
     U-Hop+'s losses) lowered accuracy in every measured setting: separating
     the stored patterns stretches the directions in which queries are
     corrupted. It is therefore off by default. A smaller ``feature_dim``
@@ -233,7 +266,7 @@ default="softmax"
         "tau": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "similarity": [StrOptions({"cosine", "dot", "neg_l2"})],
+        "similarity": [StrOptions({"auto", "cosine", "dot", "neg_l2"})],
         "separation": [StrOptions(set(SEPARATIONS))],
         "top_k": [Interval(Integral, 1, None, closed="left"), None],
         "beta": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
@@ -257,7 +290,7 @@ default="softmax"
         tau=0.1,
         max_iter=100,
         learning_rate=0.01,
-        similarity="cosine",
+        similarity="auto",
         separation="softmax",
         top_k=None,
         beta="auto",
@@ -354,18 +387,20 @@ default="softmax"
         return np.ascontiguousarray(keys, dtype=np.float32)
 
     def _stats(self, X_t, keys_t, identity):
-        """beta in feature space, beta for partial queries (input space), min separation."""
+        """Per model: beta in feature space and for partial queries (input space); min sep."""
         # with "cosine" the keys are unit rows already: their dot product is the cosine
         # (and no normalised copy of the memory is made)
         sim = "dot" if self.similarity == "cosine" else "cosine"
         cos_rival = nearest_rival(keys_t, sim) if keys_t.shape[0] > 1 else None
-        if self.beta == "auto":
-            rival = cos_rival if self.similarity == "cosine" else None
-            beta = auto_beta(keys_t, self.similarity, rival=rival)
-            beta_in = beta if identity else auto_beta(X_t, self.similarity)
-        else:
-            beta = beta_in = float(self.beta)
-        return beta, beta_in, min_separation(keys_t, rival=cos_rival)
+        betas, betas_in = {}, {}
+        for model in self._models():
+            if self.beta == "auto":
+                rival = cos_rival if model == "cosine" else None
+                betas[model] = float(auto_beta(keys_t, model, rival=rival))
+                betas_in[model] = betas[model] if identity else float(auto_beta(X_t, model))
+            else:
+                betas[model] = betas_in[model] = float(self.beta)
+        return betas, betas_in, min_separation(keys_t, rival=cos_rival)
 
     def _build_ann(self, keys, seed):
         """Inverted lists with 4-bit product-quantised codes (faiss fast scan).
@@ -380,6 +415,9 @@ default="softmax"
         n_lists = int(max(1, min(n_lists, M // 39)))
         n_sub = k // 2 if k % 2 == 0 else k
         metric = faiss.METRIC_L2 if self.similarity == "neg_l2" else faiss.METRIC_INNER_PRODUCT
+        if self.similarity == "auto":
+            # candidates of both models by cosine: the keys are unit rows for the index only
+            keys = keys / np.maximum(np.linalg.norm(keys, axis=1, keepdims=True), 1e-12)
         ann = faiss.index_factory(k, f"IVF{n_lists},PQ{n_sub}x4fs", metric)
         rng = np.random.RandomState(seed)
         n_train = min(M, 40 * max(n_lists, 64))
@@ -429,7 +467,7 @@ default="softmax"
         with torch.no_grad(), seeded(seed, device):
             X_t = torch.from_numpy(X).to(device)
             k_t = torch.from_numpy(keys).to(device)
-            beta, beta_in, min_sep = self._stats(X_t, k_t, identity)
+            betas, betas_in, min_sep = self._stats(X_t, k_t, identity)
         index = self._resolve_index(X.shape[0])
         ann = self._build_ann(keys, seed) if index == "approximate" else None
         # fitted attributes, all at once
@@ -437,8 +475,9 @@ default="softmax"
         self.feature_map_ = fmap
         self.separation_loss_curve_ = curve
         self.n_iter_ = n_iter
-        self.beta_ = float(beta)
-        self._beta_partial_ = float(beta_in)
+        self.beta_ = betas if self.similarity == "auto" else betas[self.similarity]
+        self._betas_ = betas
+        self._betas_partial_ = betas_in
         self.min_separation_ = float(min_sep)
         self.index_ = index
         self._identity_ = identity
@@ -516,26 +555,67 @@ default="softmax"
 
     # ------------------------------------------------------------------ retrieval
 
-    def _query_features(self, Q_t, device):
+    def _models(self):
+        """The similarities queries are retrieved with: both models for ``"auto"``."""
+        return ("neg_l2", "cosine") if self.similarity == "auto" else (self.similarity,)
+
+    def _unit_keys(self, sim):
+        # the stored features are unit rows with similarity="cosine" only ("auto" keeps them
+        # raw: the noise model needs their norms)
+        return sim == "cosine" and self.similarity == "cosine"
+
+    def _map(self, Q_t, device):
+        """Features of complete queries (not normalised)."""
         if self._identity_:
-            f = Q_t
-        else:
-            f = Q_t @ self.feature_map_.weight.detach().to(device).mT
-        if self.similarity == "cosine":
-            f = f / f.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        return f
+            return Q_t
+        return Q_t @ self.feature_map_.weight.detach().to(device).mT
 
-    def _core_kwargs(self):
-        return dict(similarity=self._feature_similarity(), separation=self.separation,
-                    n_steps=self.n_steps, top_k=self.top_k)
+    def _normalise_for(self, F, sim):
+        if self._unit_keys(sim):
+            return F / F.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        return F
 
-    def _feature_similarity(self, n_steps=None):
+    def _core_kwargs(self, sim, n_steps=None, partial=False):
         n_steps = self.n_steps if n_steps is None else n_steps
-        if self.similarity == "neg_l2":
-            return "neg_l2"
-        # keys (and query features) are normalised already: one cosine step is a dot step
-        sim = "cosine" if (self.similarity == "cosine" and n_steps > 1) else "dot"
-        return sim
+        similarity = sim
+        if not partial and self._unit_keys(sim) and n_steps == 1:
+            similarity = "dot"  # unit keys and query features: one cosine step is a dot step
+        return dict(similarity=similarity, separation=self.separation, n_steps=n_steps,
+                    top_k=self.top_k)
+
+    def _query_blocks(self, Q, device):
+        """(rows, queries, partial) for the complete and for the partial (NaN) queries."""
+        partial = np.isnan(Q).any(axis=1)
+        for is_partial in (False, True):
+            rows = np.flatnonzero(partial == is_partial)
+            if rows.size:
+                Q_t = torch.from_numpy(np.asarray(Q[rows], dtype=np.float32)).to(device)
+                yield torch.from_numpy(rows), Q_t, is_partial
+
+    def _n_candidates(self, at_least=1):
+        return min(max(self.n_candidates, self.top_k or 1, at_least), self.memories_.shape[0])
+
+    def _groups(self, F, keys, observed=None, idx=None):
+        """(rows, similarity) pairs: which queries are retrieved with which similarity.
+
+        With ``"auto"``, the likelihood-ratio test of :func:`skhop._kernel.scale_statistic`
+        against the stored features (``idx``: against each query's candidates only).
+        """
+        if self.similarity != "auto":
+            return [(slice(None), self.similarity)]
+        if idx is None:
+            stat = scale_statistic(F, keys, observed=observed, block_size=self.chunk_size)
+        else:
+            n = idx.shape[1]
+            step = max(1, AUTO_CHUNK_ELEMENTS // (n * keys.shape[1]))
+            stat = torch.cat([
+                scale_statistic(F[s:s + step, None, :], keys[i.clamp_min(0)],
+                                exclude=(i < 0)[:, None, :])[:, 0]
+                for s in range(0, F.shape[0], step) for i in (idx[s:s + step],)])
+        scaled = stat > SCALE_PENALTY
+        rows = torch.arange(F.shape[0], device=F.device)
+        return [(rows[sel], sim) for sel, sim in ((~scaled, "neg_l2"), (scaled, "cosine"))
+                if bool(sel.any())]
 
     def _exact(self, F, keys, values, beta, sim_kwargs, query_mask=None):
         """Exact update, memory streamed by the core; query blocks for dense separations."""
@@ -557,13 +637,17 @@ default="softmax"
         faiss = _import_faiss()
         ivf = faiss.extract_index_ivf(ann)
         ivf.nprobe = min(self.n_probe, ivf.nlist)
+        if self.similarity != "neg_l2":
+            # an inner-product index on unit keys: unit queries make it rank by cosine
+            F = F / F.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         with self._faiss_threads():
             _, idx = ann.search(np.ascontiguousarray(F.cpu().numpy(), dtype=np.float32), n)
         return torch.from_numpy(idx).to(F.device)
 
-    def _approximate(self, F, keys, values, beta, sim_kwargs):
-        n = min(max(self.n_candidates, self.top_k or 1), keys.shape[0])
-        idx = self._candidates(F, n)
+    def _approximate(self, F, keys, values, beta, sim_kwargs, idx=None):
+        n = self._n_candidates()
+        if idx is None:
+            idx = self._candidates(F, n)
         missing = idx < 0
         idx = idx.clamp_min(0)
         outs = []
@@ -578,31 +662,83 @@ default="softmax"
             outs.append(out[:, 0, :])
         return torch.cat(outs) if outs else F.new_zeros((0, values.shape[1]))
 
+    def _route(self, Q_t, keys, values, partial, device):
+        """(features, groups, candidates) of one block of complete or of partial queries.
+
+        Partial queries stay in input space, NaN included (see the class
+        notes); ``groups`` as in :meth:`_groups`; candidates with the
+        approximate index only.
+        """
+        if partial:
+            observed = (~torch.isnan(Q_t)).to(Q_t.dtype)
+            return Q_t, self._groups(torch.nan_to_num(Q_t, nan=0.0), values,
+                                     observed=observed), None
+        F = self._map(Q_t, device)
+        idx = self._candidates(F, self._n_candidates()) if self.index_ == "approximate" \
+            else None
+        return F, self._groups(F, keys, idx=idx), idx
+
+    def _retrieve_block(self, Q_t, keys, values, partial, device):
+        """Retrieved patterns for one block of complete or of partial queries."""
+        out = torch.empty((Q_t.shape[0], values.shape[1]), dtype=values.dtype, device=device)
+        F, groups, idx = self._route(Q_t, keys, values, partial, device)
+        for rows, sim in groups:
+            if partial:
+                out[rows] = self._exact(F[rows], values, values, self._betas_partial_[sim],
+                                        self._core_kwargs(sim, partial=True),
+                                        query_mask="nan")
+            elif idx is not None:
+                out[rows] = self._approximate(self._normalise_for(F[rows], sim), keys, values,
+                                              self._betas_[sim], self._core_kwargs(sim),
+                                              idx=idx[rows])
+            else:
+                out[rows] = self._exact(self._normalise_for(F[rows], sim), keys, values,
+                                        self._betas_[sim], self._core_kwargs(sim))
+        return out
+
     def _retrieve(self, Q):
         """Retrieved patterns (float32 tensor on the CPU) for validated queries ``Q``."""
         device = resolve_device(self.device)
-        partial = np.isnan(Q).any(axis=1)
         out = torch.empty((Q.shape[0], self.memories_.shape[1]), dtype=torch.float32)
         with torch.no_grad():
             values = torch.from_numpy(self.memories_).to(device)
-            full = np.flatnonzero(~partial)
-            if full.size:
-                Q_t = torch.from_numpy(np.asarray(Q[full], dtype=np.float32)).to(device)
-                F = self._query_features(Q_t, device)
-                keys = torch.from_numpy(self._keys_).to(device)
-                if self.index_ == "approximate":
-                    res = self._approximate(F, keys, values, self.beta_, self._core_kwargs())
-                else:
-                    res = self._exact(F, keys, values, self.beta_, self._core_kwargs())
-                out[torch.from_numpy(full)] = res.cpu()
-            part = np.flatnonzero(partial)
-            if part.size:
-                Q_t = torch.from_numpy(np.asarray(Q[part], dtype=np.float32)).to(device)
-                kwargs = dict(similarity=self.similarity, separation=self.separation,
-                              n_steps=self.n_steps, top_k=self.top_k)
-                res = self._exact(Q_t, values, values, self._beta_partial_, kwargs,
-                                  query_mask="nan")
-                out[torch.from_numpy(part)] = res.cpu()
+            keys = torch.from_numpy(self._keys_).to(device)
+            for rows, Q_t, partial in self._query_blocks(Q, device):
+                out[rows] = self._retrieve_block(Q_t, keys, values, partial, device).cpu()
+        return out
+
+    def query_similarity(self, X):
+        """The similarity each query is retrieved with.
+
+        With ``similarity="auto"``, ``"neg_l2"`` for the queries the noise
+        model explains and ``"cosine"`` for those the scaled model explains
+        significantly better (see the class notes); otherwise the fixed
+        similarity for every query.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Queries; NaN marks unobserved entries.
+
+        Returns
+        -------
+        similarity : ndarray of str, shape (n_queries,)
+            ``"neg_l2"``, ``"cosine"`` or ``"dot"``, per query.
+        """
+        check_is_fitted(self)
+        Q = self._validate_queries(X)
+        out = np.empty(Q.shape[0], dtype="<U6")
+        if self.similarity != "auto":
+            out[:] = self.similarity
+            return out
+        device = resolve_device(self.device)
+        with torch_threads(self.n_threads), torch.no_grad():
+            values = torch.from_numpy(self.memories_).to(device)
+            keys = torch.from_numpy(self._keys_).to(device)
+            for rows, Q_t, partial in self._query_blocks(Q, device):
+                _, groups, _ = self._route(Q_t, keys, values, partial, device)
+                for sub, sim in groups:
+                    out[rows[sub.cpu()].numpy()] = sim
         return out
 
     def transform(self, X):
@@ -630,7 +766,9 @@ default="softmax"
         The read-out attention is monotone in the similarity, so these are
         the memories most similar to the final state (after ``n_steps - 1``
         updates) in feature space; partial queries compare their observed
-        entries in input space.
+        entries in input space. With ``similarity="auto"`` each query is
+        ranked by the similarity it is retrieved with
+        (:meth:`query_similarity`).
 
         Parameters
         ----------
@@ -644,9 +782,11 @@ default="softmax"
         Returns
         -------
         neigh_dist : ndarray of shape (n_queries, n_neighbors)
-            ``1 - cosine`` (``similarity="cosine"``), the negative dot
+            ``1 - cosine`` (similarity ``"cosine"``), the negative dot
             product (``"dot"``) or the Euclidean distance (``"neg_l2"``)
-            between the final state and each memory, ascending. Only when ``return_distance=True``.
+            between the final state and each memory, ascending; with
+            ``"auto"``, per query in the units of its similarity. Only when
+            ``return_distance=True``.
         neigh_ind : ndarray of shape (n_queries, n_neighbors)
             Indices into ``memories_``, most attended first.
         """
@@ -660,62 +800,60 @@ default="softmax"
                              f"patterns ({M}).")
         Q = self._validate_queries(X)
         device = resolve_device(self.device)
-        partial = np.isnan(Q).any(axis=1)
         dist = np.empty((Q.shape[0], n_neighbors), dtype=np.float64)
         ind = np.empty((Q.shape[0], n_neighbors), dtype=np.intp)
         with torch_threads(self.n_threads), torch.no_grad():
             values = torch.from_numpy(self.memories_).to(device)
             keys = torch.from_numpy(self._keys_).to(device)
-            for rows, is_partial in ((np.flatnonzero(~partial), False),
-                                     (np.flatnonzero(partial), True)):
-                if rows.size == 0:
-                    continue
-                Q_t = torch.from_numpy(np.asarray(Q[rows], dtype=np.float32)).to(device)
-                v, i = self._neighbors(Q_t, keys, values, n_neighbors, is_partial, device)
-                dist[rows] = self._distance(v).cpu().numpy()
-                ind[rows] = i.cpu().numpy()
+            for rows, Q_t, partial in self._query_blocks(Q, device):
+                _, groups, _ = self._route(Q_t, keys, values, partial, device)
+                for sub, sim in groups:
+                    v, i = self._neighbors(Q_t[sub], keys, values, n_neighbors, partial,
+                                           device, sim)
+                    r = rows[sub.cpu() if isinstance(sub, torch.Tensor) else sub].numpy()
+                    dist[r] = self._distance(v, sim).cpu().numpy()
+                    ind[r] = i.cpu().numpy()
         return (dist, ind) if return_distance else ind
 
-    def _distance(self, scores):
-        if self.similarity == "cosine":
+    @staticmethod
+    def _distance(scores, sim):
+        if sim == "cosine":
             return 1.0 - scores
-        if self.similarity == "dot":
+        if sim == "dot":
             return -scores
         return (-2.0 * scores).clamp_min(0.0).sqrt()
 
-    def _neighbors(self, Q_t, keys, values, n, is_partial, device):
+    def _neighbors(self, Q_t, keys, values, n, is_partial, device, sim):
         M = keys.shape[0]
         block = self.chunk_size or max(256, AUTO_CHUNK_ELEMENTS // max(Q_t.shape[0], 1))
         if is_partial:
             # partial rows live in input space (see the class notes)
             if self.n_steps > 1:
-                kwargs = dict(similarity=self.similarity, separation=self.separation,
-                              n_steps=self.n_steps - 1, top_k=self.top_k)
-                state = self._exact(Q_t, values, values, self._beta_partial_, kwargs,
+                kwargs = self._core_kwargs(sim, n_steps=self.n_steps - 1, partial=True)
+                state = self._exact(Q_t, values, values, self._betas_partial_[sim], kwargs,
                                     query_mask="nan")
                 observed = None
             else:
                 observed = (~torch.isnan(Q_t)).to(Q_t.dtype)
                 state = torch.nan_to_num(Q_t, nan=0.0)
             return blockwise_topk(
-                lambda a, b: similarity_scores(state, values[a:b], self.similarity, observed),
-                M, n, block)
-        sim = "neg_l2" if self.similarity == "neg_l2" else "dot"
-        F = self._query_features(Q_t, device)
+                lambda a, b: similarity_scores(state, values[a:b], sim, observed), M, n, block)
+        # unit keys (similarity="cosine"): the dot product of unit rows is the cosine
+        score_sim = "dot" if self._unit_keys(sim) else sim
+        F = self._normalise_for(self._map(Q_t, device), sim)
         if self.n_steps > 1:
-            kwargs = dict(self._core_kwargs(), n_steps=self.n_steps - 1)
+            kwargs = self._core_kwargs(sim, n_steps=self.n_steps - 1)
             run = self._exact if self.index_ == "exact" else self._approximate
-            F = run(F, keys, keys, self.beta_, kwargs)
-            if self.similarity == "cosine":
-                F = F / F.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+            F = self._normalise_for(run(F, keys, keys, self._betas_[sim], kwargs), sim)
         if self.index_ == "approximate":
-            c = min(max(self.n_candidates, n), M)
+            c = self._n_candidates(at_least=n)
             idx = self._candidates(F, c)
-            s = similarity_scores(F[:, None, :], keys[idx.clamp_min(0)], sim)[:, 0, :]
+            s = similarity_scores(F[:, None, :], keys[idx.clamp_min(0)], score_sim)[:, 0, :]
             s = s.masked_fill(idx < 0, float("-inf"))
             v, j = stable_topk(s, n)
             return v, idx.gather(1, j)
-        return blockwise_topk(lambda a, b: similarity_scores(F, keys[a:b], sim), M, n, block)
+        return blockwise_topk(lambda a, b: similarity_scores(F, keys[a:b], score_sim), M, n,
+                              block)
 
     def score(self, X, y):
         """Fraction of queries whose retrieval is nearest to the memory ``y`` names.
@@ -760,6 +898,11 @@ default="softmax"
         with ``f`` the query's features and ``K`` the stored features (both
         normalised for ``"cosine"``); see :func:`skhop.nn.hopfield_energy`.
 
+        Defined for the similarities ``"cosine"`` and ``"dot"`` only: with
+        ``"neg_l2"``, and with ``"auto"`` (which retrieves noisy queries with
+        ``"neg_l2"``), it raises ``ValueError``; fit with
+        ``similarity="cosine"`` to follow the energy.
+
         Parameters
         ----------
         X : array-like of shape (n_queries, n_features)
@@ -770,16 +913,17 @@ default="softmax"
         energy : ndarray of shape (n_queries,)
         """
         check_is_fitted(self)
-        if self.similarity == "neg_l2":
-            raise ValueError("energy is defined for similarity 'cosine' and 'dot' (the "
-                             "Ramsauer et al. energy), not 'neg_l2'.")
+        if self.similarity not in ("cosine", "dot"):
+            raise ValueError(f"energy is defined for similarity 'cosine' and 'dot' (the "
+                             f"Ramsauer et al. energy), not {self.similarity!r}; fit with "
+                             f"similarity='cosine' to follow the energy.")
         Q = self._validate_queries(X)
         if np.isnan(Q).any():
             raise ValueError("energy needs complete queries; X contains NaN.")
         device = resolve_device(self.device)
         with torch_threads(self.n_threads), torch.no_grad():
-            F = self._query_features(torch.from_numpy(np.asarray(Q, np.float32)).to(device),
-                                     device)
+            Q_t = torch.from_numpy(np.asarray(Q, np.float32)).to(device)
+            F = self._normalise_for(self._map(Q_t, device), self.similarity)
             keys = torch.from_numpy(self._keys_).to(device)
             e = hopfield_energy(F, keys, beta=self.beta_, chunk_size=self.chunk_size)
         return e.cpu().numpy().astype(np.float64)

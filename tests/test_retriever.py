@@ -9,11 +9,13 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skhop import KernelHopfieldRetriever
 from skhop._kernel import (
+    SCALE_PENALTY,
     FeatureMap,
     auto_beta,
     fit_feature_map,
     min_separation,
     nearest_rival,
+    scale_statistic,
     separation_loss_value,
 )
 from skhop.nn.functional import hopfield_retrieve, similarity_scores
@@ -190,7 +192,7 @@ def test_masked_entry_is_ignored_not_zeroed(patterns):
     # a query whose hidden half is filled with garbage: NaN ignores it, zeros would not
     q = patterns[:1].copy()
     q[0, :8] = np.nan
-    ret = KernelHopfieldRetriever().fit(patterns)
+    ret = KernelHopfieldRetriever(similarity="cosine").fit(patterns)
     same = ret.transform(q)
     q2 = patterns[:1].copy()
     q2[0, :8] = 0.0
@@ -238,7 +240,7 @@ def test_chunked_equals_unchunked(patterns):
 
 def test_kneighbors_matches_brute_force(patterns):
     Q = np.random.RandomState(5).randn(10, 16)
-    ret = KernelHopfieldRetriever().fit(patterns)
+    ret = KernelHopfieldRetriever(similarity="cosine").fit(patterns)
     dist, ind = ret.kneighbors(Q, n_neighbors=5)
     Xn = patterns / np.linalg.norm(patterns, axis=1, keepdims=True)
     Qn = Q / np.linalg.norm(Q, axis=1, keepdims=True)
@@ -258,14 +260,19 @@ def test_kneighbors_euclidean_matches_brute_force(patterns):
 
 
 @pytest.mark.parametrize("params", [{}, {"n_steps": 3, "beta": 2.0}, {"similarity": "neg_l2"},
+                                    {"similarity": "cosine"}, {"n_steps": 2},
                                     {"separation": "topk", "top_k": 3, "beta": 2.0}])
 def test_approximate_equals_exact_when_candidates_cover_memory(patterns, params):
     pytest.importorskip("faiss")
-    Q = patterns + 0.5 * np.random.RandomState(6).randn(*patterns.shape)
+    noisy = patterns[:40] + 0.5 * np.random.RandomState(6).randn(40, 16)
+    Q = np.vstack([noisy, 0.2 * patterns[40:]])  # dimmed queries: the scaled model
     exact = KernelHopfieldRetriever(index="exact", **params).fit(patterns)
     approx = KernelHopfieldRetriever(index="approximate", n_candidates=60, n_probe=1000,
                                      **params).fit(patterns)
     assert approx.index_ == "approximate" and exact.index_ == "exact"
+    if approx.similarity == "auto":  # both models in play
+        assert set(approx.query_similarity(Q)) == {"neg_l2", "cosine"}
+        np.testing.assert_array_equal(approx.query_similarity(Q), exact.query_similarity(Q))
     np.testing.assert_allclose(approx.transform(Q), exact.transform(Q), atol=1e-4)
     np.testing.assert_array_equal(approx.kneighbors(Q, 3)[1], exact.kneighbors(Q, 3)[1])
     restored = pickle.loads(pickle.dumps(approx))
@@ -339,8 +346,13 @@ def test_bad_memories_and_settings(patterns):
         ret.kneighbors(patterns, n_neighbors=61)
     with pytest.raises(ValueError, match="indices"):
         ret.score(patterns, np.full(60, 60))
+    with pytest.raises(ValueError, match="'cosine' and 'dot'.*not 'auto'"):
+        ret.energy(patterns)
     with pytest.raises(ValueError, match="complete"):
-        ret.energy(np.full((1, 16), np.nan))
+        KernelHopfieldRetriever(similarity="cosine").fit(patterns).energy(
+            np.full((1, 16), np.nan))
+    with pytest.raises(ValueError, match="similarity"):
+        KernelHopfieldRetriever(similarity="euclidean").fit(patterns)
 
 
 def test_approximate_pads_missing_candidates():
@@ -353,3 +365,133 @@ def test_approximate_pads_missing_candidates():
     # each stored pattern falls in the list it probes first, so it still retrieves itself
     np.testing.assert_array_equal(ret.kneighbors(X[:50], return_distance=False)[:, 0],
                                   np.arange(50))
+
+
+# ---------------------------------------------------------------- similarity="auto"
+
+
+@pytest.fixture(scope="module")
+def images():
+    """Non-negative patterns (like pixel intensities), with noisy and half-zeroed queries."""
+    rng = np.random.RandomState(9)
+    X = rng.rand(80, 64)
+    noisy = X[:40] + 0.3 * rng.randn(40, 64)
+    zeroed = X[40:].copy()
+    zeroed[:, 32:] = 0.0
+    return X, noisy, zeroed
+
+
+def test_scale_statistic_equals_brute_force():
+    rng = np.random.RandomState(10)
+    X = torch.from_numpy(rng.rand(50, 12)).float()
+    Q = torch.from_numpy(rng.rand(7, 12)).float()
+    observed = torch.from_numpy(rng.rand(7, 12) < 0.7).float()
+    exclude = torch.from_numpy(rng.rand(7, 50) < 0.3)
+    for obs, exc in ((None, None), (observed, None), (None, exclude)):
+        q = Q if obs is None else Q * obs
+        o = torch.ones_like(Q) if obs is None else obs
+        dot = q.double() @ X.double().T
+        kk = o.double() @ (X.double() ** 2).T
+        r_noise = (q.double() ** 2).sum(1, keepdim=True) - 2 * dot + kk
+        r_scaled = (q.double() ** 2).sum(1, keepdim=True) - dot.clamp_min(0) ** 2 / kk
+        if exc is not None:
+            r_noise, r_scaled = r_noise.masked_fill(exc, np.inf), r_scaled.masked_fill(exc, np.inf)
+        ref = o.sum(1) * torch.log(r_noise.amin(1) / r_scaled.amin(1))
+        got = scale_statistic(q, X, observed=obs, exclude=exc, block_size=9)
+        torch.testing.assert_close(got.double(), ref, rtol=1e-3, atol=1e-3)
+        torch.testing.assert_close(got, scale_statistic(q, X, observed=obs, exclude=exc))
+
+
+def test_scale_statistic_calibration():
+    # the noise model holds: about 0.1% of queries above the penalty (chi-square(1) 0.999)
+    rng = np.random.RandomState(11)
+    X = torch.from_numpy(rng.rand(100, 64)).float()
+    noisy = X[rng.randint(100, size=3000)] + 0.3 * torch.from_numpy(rng.randn(3000, 64)).float()
+    assert (scale_statistic(noisy, X) > SCALE_PENALTY).float().mean() < 0.01
+    # occluded (half zeroed) or dimmed queries: far above it; exact ones score 0
+    zeroed = X.clone()
+    zeroed[:, 32:] = 0
+    assert bool((scale_statistic(zeroed, X) > SCALE_PENALTY).all())
+    assert bool((scale_statistic(0.3 * X, X) > SCALE_PENALTY).all())
+    torch.testing.assert_close(scale_statistic(X, X), torch.zeros(100))
+
+
+def test_auto_picks_the_model_that_explains_each_query(images):
+    X, noisy, zeroed = images
+    ret = KernelHopfieldRetriever().fit(X)
+    assert ret.similarity == "auto"
+    assert set(ret.beta_) == {"neg_l2", "cosine"}
+    choice = ret.query_similarity(np.vstack([noisy, zeroed]))
+    assert (choice[:40] == "neg_l2").mean() >= 0.95
+    assert (choice[40:] == "cosine").all()
+    # NaN-marked entries: compared on the observed ones (dimmed: scaled; noisy: noise)
+    partial = np.vstack([0.3 * X[:20], noisy[:20]])
+    partial[:, 32:] = np.nan
+    choice = ret.query_similarity(partial)
+    assert (choice[:20] == "cosine").all() and (choice[20:] == "neg_l2").mean() >= 0.9
+    fixed = KernelHopfieldRetriever(similarity="dot").fit(X)
+    assert (fixed.query_similarity(zeroed) == "dot").all()
+
+
+@pytest.mark.parametrize("params", [{}, {"feature_dim": 16},
+                                    {"feature_dim": 64, **STAGE_I, "max_iter": 5},
+                                    {"separation": "topk", "top_k": 3}])
+@pytest.mark.parametrize("nan", [False, True])
+def test_auto_equals_the_chosen_similarity_per_query(images, params, nan):
+    X, noisy, zeroed = images
+    Q = np.vstack([noisy, zeroed])
+    if nan:
+        Q[::3, 50:] = np.nan
+    auto = KernelHopfieldRetriever(**params).fit(X)
+    choice = auto.query_similarity(Q)
+    assert {"neg_l2", "cosine"} <= set(choice)
+    out = auto.transform(Q)
+    dist, ind = auto.kneighbors(Q, 3)
+    for sim in ("neg_l2", "cosine"):
+        fixed = KernelHopfieldRetriever(similarity=sim, **params).fit(X)
+        assert auto.beta_[sim] == pytest.approx(fixed.beta_)
+        rows = choice == sim
+        np.testing.assert_allclose(out[rows], fixed.transform(Q[rows]), atol=5e-4)
+        f_dist, f_ind = fixed.kneighbors(Q[rows], 3)
+        np.testing.assert_array_equal(ind[rows], f_ind)
+        np.testing.assert_allclose(dist[rows], f_dist, rtol=1e-4, atol=1e-5)
+
+
+def test_auto_with_several_steps_iterates_the_chosen_similarity(images):
+    # every update uses the query's similarity on the raw stored patterns
+    X, noisy, zeroed = images
+    Q = np.vstack([noisy, zeroed])
+    auto = KernelHopfieldRetriever(n_steps=3).fit(X)
+    choice = auto.query_similarity(Q)
+    out = auto.transform(Q)
+    mem = torch.from_numpy(X).float()
+    for sim in ("neg_l2", "cosine"):
+        rows = choice == sim
+        ref = hopfield_retrieve(torch.from_numpy(Q[rows]).float(), mem, beta=auto.beta_[sim],
+                                similarity=sim, n_steps=3)
+        np.testing.assert_allclose(out[rows], ref.numpy(), atol=1e-4)
+        # the neighbours: the most similar stored patterns to the state after two updates
+        state = hopfield_retrieve(torch.from_numpy(Q[rows]).float(), mem,
+                                  beta=auto.beta_[sim], similarity=sim, n_steps=2)
+        ref_ind = similarity_scores(state, mem, sim).argsort(dim=1, descending=True, stable=True)
+        np.testing.assert_array_equal(auto.kneighbors(Q[rows], 2)[1], ref_ind[:, :2].numpy())
+
+
+def test_auto_chunked_equals_unchunked(images):
+    X, noisy, zeroed = images
+    Q = np.vstack([noisy, zeroed])
+    Q[::4, :10] = np.nan
+    whole = KernelHopfieldRetriever().fit(X)
+    chunked = KernelHopfieldRetriever(chunk_size=7).fit(X)
+    np.testing.assert_array_equal(chunked.query_similarity(Q), whole.query_similarity(Q))
+    np.testing.assert_allclose(chunked.transform(Q), whole.transform(Q), atol=1e-5)
+    np.testing.assert_array_equal(chunked.kneighbors(Q, 4)[1], whole.kneighbors(Q, 4)[1])
+
+
+def test_auto_recovers_both_corruptions_better_than_either_fixed_similarity(images):
+    X, noisy, zeroed = images
+    Q = np.vstack([noisy, zeroed])
+    y = np.arange(80)
+    scores = {sim: KernelHopfieldRetriever(similarity=sim).fit(X).score(Q, y)
+              for sim in ("auto", "cosine", "neg_l2")}
+    assert scores["auto"] >= max(scores["cosine"], scores["neg_l2"])
