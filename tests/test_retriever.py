@@ -495,3 +495,16 @@ def test_auto_recovers_both_corruptions_better_than_either_fixed_similarity(imag
     scores = {sim: KernelHopfieldRetriever(similarity=sim).fit(X).score(Q, y)
               for sim in ("auto", "cosine", "neg_l2")}
     assert scores["auto"] >= max(scores["cosine"], scores["neg_l2"])
+
+
+def test_identity_map_stores_the_patterns_once():
+    # "auto" and "neg_l2" compare raw patterns: no second copy, in memory or in a pickle
+    X = np.random.RandomState(12).rand(1000, 32).astype(np.float32)
+    for sim, copies in (("auto", 1), ("neg_l2", 1), ("cosine", 2)):
+        ret = KernelHopfieldRetriever(similarity=sim).fit(X)
+        size = len(pickle.dumps(ret)) / X.nbytes
+        assert copies <= size < copies + 0.5, (sim, size)
+        restored = pickle.loads(pickle.dumps(ret))
+        np.testing.assert_array_equal(restored.transform(X[:5]), ret.transform(X[:5]))
+    grown = KernelHopfieldRetriever().partial_fit(X[:400]).partial_fit(X[400:])
+    assert len(pickle.dumps(grown)) < 1.5 * X.nbytes
