@@ -29,6 +29,7 @@ import numpy as np, torch
 torch.set_num_threads(1)
 index, M, B, d = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 sigma, repeat, out, n_probe = float(sys.argv[5]), int(sys.argv[6]), sys.argv[7], int(sys.argv[8])
+similarity = sys.argv[9]
 g = torch.Generator().manual_seed(0)
 X = torch.randn(M, d, generator=g); X /= X.norm(dim=1, keepdim=True)
 Q = (X[torch.randint(M, (B,), generator=g)] + sigma * torch.randn(B, d, generator=g)).numpy()
@@ -36,7 +37,8 @@ X = X.numpy()
 from skhop import KernelHopfieldRetriever
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
-est = KernelHopfieldRetriever(index=index, n_probe=n_probe, random_state=0).fit(X)
+est = KernelHopfieldRetriever(index=index, n_probe=n_probe, similarity=similarity,
+                              random_state=0).fit(X)
 fit = time.perf_counter() - t0
 times = []
 for _ in range(repeat):
@@ -47,10 +49,11 @@ print(json.dumps({"fit": fit, "time": min(times), "peak": max(peak, 0), "beta": 
 """
 
 
-def run_case(index, M, sigma, repeat, tmp, n_probe=64, B=1000, d=64):
-    out = str(Path(tmp) / f"{index}_{M}_{sigma}_{n_probe}.npy")
+def run_case(index, M, sigma, repeat, tmp, n_probe=64, B=1000, d=64, similarity="auto"):
+    out = str(Path(tmp) / f"{index}_{M}_{sigma}_{n_probe}_{similarity}.npy")
     res = subprocess.run([sys.executable, "-c", CASE, index, str(M), str(B), str(d), str(sigma),
-                          str(repeat), out, str(n_probe)], capture_output=True, text=True)
+                          str(repeat), out, str(n_probe), similarity],
+                         capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(res.stderr)
     info = json.loads(res.stdout.strip().splitlines()[-1])
@@ -67,7 +70,9 @@ def main():
     B, d = 1000, 64
     lines = [
         f"KernelHopfieldRetriever, B={B} queries, d={d}, float32, 1 thread, one step, "
-        "cosine, auto beta (time = best of runs; peak = max RSS growth, fit included)",
+        "defaults (similarity='auto': a likelihood-ratio test per query, then neg_l2 or "
+        "cosine; auto beta) unless the method says otherwise (time = best of runs; "
+        "peak = max RSS growth, fit included)",
         "",
         "| M | sigma | method | fit | retrieve | vs faiss flat | vs exact | agreement "
         "| peak MB |",
@@ -100,6 +105,14 @@ def main():
                     f"| {exact['peak'] / 1e6:.0f} |")
             lines.append(line)
             print(line, flush=True)
+            if flat:
+                # the fixed cosine path: no test pass, unit keys (one product per step)
+                cos = run_case("exact", M, 0.05, repeat, tmp, similarity="cosine")
+                line = (f"| {M:.0e} | 0.05 | exact, similarity='cosine' | {cos['fit']:.1f} s "
+                        f"| {cos['time']:.3f} s | {cos['time'] / flat['time']:.2f} "
+                        f"| {cos['time'] / exact['time']:.2f} | - | {cos['peak'] / 1e6:.0f} |")
+                lines.append(line)
+                print(line, flush=True)
             settings = [(sigma, 64) for sigma in sigmas]
             if M >= 1_000_000:
                 settings.append((0.1, 256))  # the noisier queries need more lists probed
