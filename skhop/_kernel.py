@@ -29,13 +29,15 @@ and :func:`skhop._base.torch_threads`.
 
 import math
 
+import numpy as np
 import torch
+from scipy.special import fdtri
 from torch import nn
 
 from .nn._rebuild import Rebuildable
 
 __all__ = ["FeatureMap", "fit_feature_map", "min_separation", "auto_beta", "scale_statistic",
-           "SEPARATION_LOSSES", "SCALE_PENALTY"]
+           "scale_threshold", "SEPARATION_LOSSES", "SCALE_LEVEL"]
 
 SEPARATION_LOSSES = ("lse", "uniformity", "min_sep")
 
@@ -46,10 +48,10 @@ AUTO_BETA_EPS = 1e-3
 AUTO_BETA_MAX_LOGIT = 1e4
 _BLOCK_ELEMENTS = 1 << 22
 _EPS = 1e-12
-# ``scale_statistic``: the scaled model is chosen above this value, the 0.999
-# quantile of the chi-square distribution with one degree of freedom (the
-# statistic's asymptotic law when the noise model holds; see scale_statistic)
-SCALE_PENALTY = 10.83
+# ``scale_threshold``: the level of the test of the noise model against the scaled
+# model; a query the noise model explains goes to the scaled one with probability
+# 1 - SCALE_LEVEL (see scale_statistic)
+SCALE_LEVEL = 0.999
 # residuals below this share of |q|^2 are float32 rounding: both are floored there
 _RESIDUAL_FLOOR = 1e-5
 
@@ -370,9 +372,11 @@ def scale_statistic(query, keys, *, observed=None, exclude=None, block_size=None
     With Gaussian ``e`` of unknown variance over ``n`` compared coordinates,
     twice the log-likelihood ratio is ``n * log(r_noise / r_scaled)`` (never
     negative up to rounding: ``s = 1`` is one of the scaled fits). The scaled
-    model has one extra parameter, so when the noise model holds the
-    statistic follows asymptotically a chi-square law with one degree of
-    freedom (Wilks); :data:`SCALE_PENALTY` is its 0.999 quantile.
+    model has one extra parameter; when the noise model holds, for one
+    stored pattern, ``(n - 1) (r_noise / r_scaled - 1)`` follows an F law
+    with ``(1, n - 1)`` degrees of freedom, so the statistic tends to a
+    chi-square law with one degree of freedom; :func:`scale_threshold` is
+    its quantile.
 
     Both minima come from the products ``<q, m>`` and the norms ``|m|^2``:
     one pass streams the keys in blocks of ``block_size`` rows and keeps only
@@ -406,12 +410,13 @@ def scale_statistic(query, keys, *, observed=None, exclude=None, block_size=None
     Examples
     --------
     >>> import torch
-    >>> from skhop._kernel import SCALE_PENALTY, scale_statistic
+    >>> from skhop._kernel import scale_statistic, scale_threshold
     >>> _ = torch.manual_seed(0)
     >>> X = torch.rand(50, 64)
     >>> dimmed = 0.3 * X[:2]                      # a free scale explains these
     >>> noisy = X[:2] + 0.2 * torch.randn(2, 64)  # additive noise explains these
-    >>> (scale_statistic(torch.cat([dimmed, noisy]), X) > SCALE_PENALTY).tolist()
+    >>> stat = scale_statistic(torch.cat([dimmed, noisy]), X)
+    >>> (stat > scale_threshold(64)).tolist()
     [True, True, False, False]
     """
     M, L = keys.shape[-2], query.shape[-2]
@@ -450,3 +455,38 @@ def scale_statistic(query, keys, *, observed=None, exclude=None, block_size=None
     n = query.new_tensor(float(query.shape[-1])) if observed is None else observed.sum(-1)
     stat = n * torch.log(r_noise / r_scaled)
     return stat.masked_fill((qq <= tiny) | (n == 0), 0.0)
+
+
+def scale_threshold(n, level=SCALE_LEVEL):
+    """Threshold of :func:`scale_statistic` for ``n`` compared coordinates.
+
+    The exact test for one stored pattern: the ``level`` quantile ``f`` of
+    the F law with ``(1, n - 1)`` degrees of freedom, in the units of the
+    statistic, ``n * log(1 + f / (n - 1))``. It tends to the chi-square(1)
+    quantile (10.83 at ``level=0.999``) as ``n`` grows: 11.09 for ``n=64``,
+    10.85 for ``n=784``; it is infinite for ``n < 2``, where a free scale
+    fits any query.
+
+    Parameters
+    ----------
+    n : int, float or Tensor
+        Number of compared coordinates, per query.
+    level : float, default=0.999
+        Probability that a query the noise model explains stays with it.
+
+    Returns
+    -------
+    threshold : Tensor of the shape of ``n``, float64
+
+    Examples
+    --------
+    >>> from skhop._kernel import scale_threshold
+    >>> [round(float(scale_threshold(n)), 2) for n in (64, 784)]
+    [11.09, 10.85]
+    """
+    n = torch.as_tensor(n, dtype=torch.float64)
+    counts = n.cpu().numpy()
+    dof = np.maximum(counts - 1.0, 1.0)
+    t = counts * np.log1p(fdtri(1.0, dof, level) / dof)
+    t = np.where(counts < 2, np.inf, t)
+    return torch.from_numpy(np.asarray(t, dtype=np.float64)).to(n.device)

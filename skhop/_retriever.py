@@ -30,13 +30,13 @@ from ._base import (
     validate_data,
 )
 from ._kernel import (
-    SCALE_PENALTY,
     SEPARATION_LOSSES,
     auto_beta,
     fit_feature_map,
     min_separation,
     nearest_rival,
     scale_statistic,
+    scale_threshold,
 )
 from .nn._separation import CHUNKABLE, SEPARATIONS, blockwise_topk, stable_topk
 from .nn.functional import (
@@ -201,9 +201,11 @@ default="softmax"
     The scaled model has one parameter more, so it is chosen only when the
     likelihood-ratio statistic ``n log(r_noise / r_scaled)`` (``n`` the
     number of compared coordinates: the feature dimension, or the observed
-    entries of a partial query) exceeds 10.83, the 0.999 quantile of its
-    chi-square law with one degree of freedom under the noise model: about
-    one noisy query in a thousand is retrieved with cosine. Occluded images
+    entries of a partial query) exceeds the 0.999 quantile of its law under
+    the noise model, from the F test with ``(1, n - 1)`` degrees of freedom
+    (11.09 for ``n=64``, 10.85 for ``n=784``, the chi-square(1) quantile
+    10.83 in the limit; never below two coordinates): about one noisy query
+    in a thousand is retrieved with cosine. Occluded images
     score far above it (95% of the half-occluded ones over 250 on MNIST,
     over 16 on sklearn's digits).
     The query is then retrieved with the chosen similarity and its own
@@ -616,7 +618,8 @@ default="softmax"
                 parts.append(scale_statistic(F[s:s + step, None, :], keys[i.clamp_min(0)],
                                              exclude=(i < 0)[:, None, :])[:, 0])
             stat = torch.cat(parts)
-        scaled = stat > SCALE_PENALTY
+        n = F.shape[-1] if observed is None else observed.sum(-1)
+        scaled = stat > scale_threshold(n).to(stat)
         rows = torch.arange(F.shape[0], device=F.device)
         return [(rows[sel], sim) for sel, sim in ((~scaled, "neg_l2"), (scaled, "cosine"))
                 if bool(sel.any())]

@@ -9,13 +9,13 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skhop import KernelHopfieldRetriever
 from skhop._kernel import (
-    SCALE_PENALTY,
     FeatureMap,
     auto_beta,
     fit_feature_map,
     min_separation,
     nearest_rival,
     scale_statistic,
+    scale_threshold,
     separation_loss_value,
 )
 from skhop.nn.functional import hopfield_retrieve, similarity_scores
@@ -403,17 +403,45 @@ def test_scale_statistic_equals_brute_force():
 
 
 def test_scale_statistic_calibration():
-    # the noise model holds: about 0.1% of queries above the penalty (chi-square(1) 0.999)
+    # the noise model holds: about 0.1% of queries above the threshold (level 0.999)
     rng = np.random.RandomState(11)
     X = torch.from_numpy(rng.rand(100, 64)).float()
     noisy = X[rng.randint(100, size=3000)] + 0.3 * torch.from_numpy(rng.randn(3000, 64)).float()
-    assert (scale_statistic(noisy, X) > SCALE_PENALTY).float().mean() < 0.01
+    threshold = float(scale_threshold(64))
+    assert (scale_statistic(noisy, X) > threshold).float().mean() < 0.01
     # occluded (half zeroed) or dimmed queries: far above it; exact ones score 0
     zeroed = X.clone()
     zeroed[:, 32:] = 0
-    assert bool((scale_statistic(zeroed, X) > SCALE_PENALTY).all())
-    assert bool((scale_statistic(0.3 * X, X) > SCALE_PENALTY).all())
+    assert bool((scale_statistic(zeroed, X) > threshold).all())
+    assert bool((scale_statistic(0.3 * X, X) > threshold).all())
     torch.testing.assert_close(scale_statistic(X, X), torch.zeros(100))
+
+
+def test_scale_threshold_is_the_f_test():
+    from scipy.stats import chi2, f
+
+    n = np.array([2.0, 5.0, 64.0, 784.0])
+    # the statistic's threshold is the F(1, n - 1) quantile of (n - 1) (ratio - 1)
+    ratio = np.exp(scale_threshold(torch.from_numpy(n)).numpy() / n)
+    np.testing.assert_allclose((n - 1) * (ratio - 1), f.ppf(0.999, 1, n - 1), rtol=1e-8)
+    # decreasing in n, towards the chi-square(1) quantile; no test below two coordinates
+    t = scale_threshold(torch.tensor([2.0, 5.0, 64.0, 784.0, 1e7])).numpy()
+    assert np.all(np.diff(t) < 0) and t[-1] == pytest.approx(chi2.ppf(0.999, 1), rel=1e-4)
+    assert scale_threshold(1).item() == np.inf and scale_threshold(0).item() == np.inf
+    assert scale_threshold(64, level=0.99) < scale_threshold(64)
+
+
+def test_auto_keeps_the_noise_model_without_enough_coordinates():
+    # in one dimension a free scale fits any query: the test never prefers it
+    line = np.linspace(0.1, 2.0, 20)[:, None]
+    ret = KernelHopfieldRetriever().fit(line)
+    Q = np.array([[0.05], [1.03], [3.0]])
+    assert (ret.query_similarity(Q) == "neg_l2").all()
+    np.testing.assert_array_equal(ret.kneighbors(Q, return_distance=False)[:, 0], [0, 9, 19])
+    partial = np.full((1, 16), np.nan)
+    partial[0, 3] = 0.5  # one observed entry
+    wide = KernelHopfieldRetriever().fit(np.random.RandomState(13).rand(30, 16))
+    assert wide.query_similarity(partial)[0] == "neg_l2"
 
 
 def test_auto_picks_the_model_that_explains_each_query(images):
