@@ -103,6 +103,10 @@ class KernelHopfieldRetriever(VersionedStateMixin, ClassNamePrefixFeaturesOutMix
     separation : {"softmax", "softmax1", "sparsemax", "entmax15", "topk"}, \
 default="softmax"
         Separation function of the Hopfield update (see :func:`skhop.nn.separate`).
+        ``"softmax1"`` lets a query attend to nothing when every scaled score
+        is well below 0; the ``"neg_l2"`` scores never exceed 0, so with it (and
+        for the queries ``"auto"`` retrieves with it) the read-out shrinks
+        to nearly zero.
     top_k : int or None, default=None
         Number of memories kept by ``separation="topk"`` (required there).
     beta : float or "auto", default="auto"
