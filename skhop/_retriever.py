@@ -220,8 +220,8 @@ default="softmax"
     norms). With ``index="approximate"`` the candidates of both models are
     the most cosine-similar memories (an inner-product index on the
     normalised features), and the test and the update run over them.
-    ``energy`` is the Ramsauer et al. energy of ``"cosine"`` and ``"dot"``
-    only and refuses ``"auto"``.
+    ``energy`` gives each query the energy of the similarity it is
+    retrieved with.
 
     With ``"cosine"`` the features are normalised once in ``fit``, so one
     exact update costs two matrix products and one exponential per
@@ -905,14 +905,16 @@ default="softmax"
     def energy(self, X):
         """Hopfield energy of each query in feature space.
 
+        For ``"dot"`` and ``"cosine"``,
         ``E(q) = -lse(beta, K f) + 0.5 |f|^2 + log(M) / beta + 0.5 max_i |k_i|^2``
         with ``f`` the query's features and ``K`` the stored features (both
-        normalised for ``"cosine"``); see :func:`skhop.nn.hopfield_energy`.
-
-        Defined for the similarities ``"cosine"`` and ``"dot"`` only: with
-        ``"neg_l2"``, and with ``"auto"`` (which retrieves noisy queries with
-        ``"neg_l2"``), it raises ``ValueError``; fit with
-        ``similarity="cosine"`` to follow the energy.
+        normalised for ``"cosine"``); for ``"neg_l2"``,
+        ``E(q) = -lse(beta, -0.5 |f - k_i|^2) + log(M) / beta``; see
+        :func:`skhop.nn.hopfield_energy`. With ``"auto"`` each query gets the
+        energy of the similarity it is retrieved with
+        (:meth:`query_similarity`), with that similarity's ``beta``: energies
+        of queries retrieved with different similarities are not on one
+        scale.
 
         Parameters
         ----------
@@ -924,18 +926,21 @@ default="softmax"
         energy : ndarray of shape (n_queries,)
         """
         check_is_fitted(self)
-        if self.similarity not in ("cosine", "dot"):
-            raise ValueError(f"energy is defined for similarity 'cosine' and 'dot' (the "
-                             f"Ramsauer et al. energy), not {self.similarity!r}; fit with "
-                             f"similarity='cosine' to follow the energy.")
         Q = self._validate_queries(X)
         if np.isnan(Q).any():
             raise ValueError("energy needs complete queries; X contains NaN.")
         device = resolve_device(self.device)
         with torch_threads(self.n_threads), torch.no_grad():
             Q_t = torch.from_numpy(np.asarray(Q, np.float32)).to(device)
-            F = self._normalise_for(self._map(Q_t, device), self.similarity)
             keys = torch.from_numpy(self._keys_).to(device)
-            e = hopfield_energy(F, keys, beta=self.beta_, chunk_size=self.chunk_size)
+            values = torch.from_numpy(self.memories_).to(device)
+            F, groups, _ = self._route(Q_t, keys, values, False, device)
+            e = torch.empty(Q_t.shape[0], dtype=keys.dtype, device=device)
+            for rows, sim in groups:
+                # unit keys already hold the cosine: its energy is the dot energy
+                energy_sim = "dot" if self._unit_keys(sim) else sim
+                e[rows] = hopfield_energy(self._normalise_for(F[rows], sim), keys,
+                                          beta=self._betas_[sim], chunk_size=self.chunk_size,
+                                          similarity=energy_sim)
         return e.cpu().numpy().astype(np.float64)
 

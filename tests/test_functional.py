@@ -57,6 +57,41 @@ def test_energy_never_increases(memory_kind):
         assert (e[1:] <= e[:-1] + 1e-9).all()
 
 
+def test_neg_l2_energy_never_increases():
+    memory = _digits()
+    state = memory[:40] + 0.5 * torch.randn(40, 64, generator=_gen(4), dtype=torch.float64)
+    for beta in (0.1, 1.0, 8.0):
+        energies = [hopfield_energy(state, memory, beta=beta, similarity="neg_l2")]
+        s = state
+        for _ in range(5):
+            s = hopfield_retrieve(s, memory, beta=beta, similarity="neg_l2")
+            energies.append(hopfield_energy(s, memory, beta=beta, similarity="neg_l2",
+                                            chunk_size=7))
+        e = torch.stack(energies)
+        assert (e >= 0).all()
+        assert (e[1:] <= e[:-1] + 1e-9).all()
+        assert (e[-1] < e[0]).all()
+
+
+def test_energy_of_other_similarities_matches_formula():
+    memory = torch.randn(7, 3, generator=_gen(5), dtype=torch.float64)
+    xi = torch.randn(2, 3, generator=_gen(6), dtype=torch.float64)
+    beta = 2.0
+    d2 = ((xi[:, None, :] - memory[None]) ** 2).sum(-1)
+    expected = -torch.logsumexp(-0.5 * beta * d2, -1) / beta + math.log(7) / beta
+    for chunk in (None, 3):
+        torch.testing.assert_close(
+            hopfield_energy(xi, memory, beta=beta, similarity="neg_l2", chunk_size=chunk),
+            expected)
+        unit = hopfield_energy(xi / xi.norm(dim=1, keepdim=True),
+                               memory / memory.norm(dim=1, keepdim=True), beta=beta)
+        torch.testing.assert_close(
+            hopfield_energy(3.0 * xi, memory, beta=beta, similarity="cosine", chunk_size=chunk),
+            unit)
+    with pytest.raises(ValueError, match="similarity"):
+        hopfield_energy(xi, memory, similarity="l1")
+
+
 def test_energy_matches_formula():
     memory = torch.randn(7, 3, generator=_gen(5), dtype=torch.float64)
     xi = torch.randn(2, 3, generator=_gen(6), dtype=torch.float64)

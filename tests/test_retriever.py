@@ -315,6 +315,32 @@ def test_energy_does_not_increase_under_update(patterns):
     assert np.all(e1 <= e0 + 1e-4)
 
 
+def test_energy_per_query_similarity(patterns):
+    rng = np.random.RandomState(8)
+    Q = np.vstack([patterns[:6] + 0.3 * rng.randn(6, 16), 0.3 * patterns[6:12]])
+    auto = KernelHopfieldRetriever().fit(patterns)
+    sims = auto.query_similarity(Q)
+    assert set(sims[:6]) == {"neg_l2"} and set(sims[6:]) == {"cosine"}
+    e = auto.energy(Q)
+    noise = KernelHopfieldRetriever(similarity="neg_l2", beta=auto.beta_["neg_l2"])
+    scaled = KernelHopfieldRetriever(similarity="cosine", beta=auto.beta_["cosine"])
+    np.testing.assert_allclose(e[:6], noise.fit(patterns).energy(Q[:6]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(e[6:], scaled.fit(patterns).energy(Q[6:]), rtol=1e-5, atol=1e-6)
+
+
+def test_neg_l2_energy_does_not_increase_under_update(patterns):
+    Q = patterns[:10] + 0.5 * np.random.RandomState(7).randn(10, 16)
+    ret = KernelHopfieldRetriever(similarity="neg_l2", beta=0.5).fit(patterns)
+    e = [ret.energy(Q)]
+    for _ in range(3):
+        Q = ret.transform(Q)
+        e.append(ret.energy(Q))
+    e = np.array(e)
+    assert np.all(e >= 0)
+    assert np.all(e[1:] <= e[:-1] + 1e-4)
+    assert np.any(e[1:] < e[:-1] - 1e-3)
+
+
 def test_persistence_round_trip(correlated):
     ret = KernelHopfieldRetriever(**STAGE_I, feature_dim=6).fit(correlated)
     restored = pickle.loads(pickle.dumps(ret))
@@ -346,8 +372,6 @@ def test_bad_memories_and_settings(patterns):
         ret.kneighbors(patterns, n_neighbors=61)
     with pytest.raises(ValueError, match="indices"):
         ret.score(patterns, np.full(60, 60))
-    with pytest.raises(ValueError, match="'cosine' and 'dot'.*not 'auto'"):
-        ret.energy(patterns)
     with pytest.raises(ValueError, match="complete"):
         KernelHopfieldRetriever(similarity="cosine").fit(patterns).energy(
             np.full((1, 16), np.nan))

@@ -562,7 +562,7 @@ def hopfield_retrieve(
     return (out, attn) if return_attention else out
 
 
-def hopfield_energy(state, memory, beta=1.0, chunk_size=None):
+def hopfield_energy(state, memory, beta=1.0, chunk_size=None, similarity="dot"):
     """Energy of state patterns under the modern Hopfield network.
 
     ``E(xi) = -lse(beta, X^T xi) + 0.5 xi^T xi + beta^-1 log M + 0.5 M_max^2``
@@ -571,6 +571,13 @@ def hopfield_energy(state, memory, beta=1.0, chunk_size=None):
     update rule with ``similarity="dot"`` and ``separation="softmax"`` never
     increases it.
 
+    ``similarity="cosine"`` is the same energy of the unit-normalised state
+    and stored patterns. ``similarity="neg_l2"`` is
+    ``E(xi) = -lse(beta, -0.5 |xi - x_i|^2) + beta^-1 log M``, which equals
+    the energy above with the bias ``-0.5 |x_i|^2`` added to each score (up
+    to the constant): it is non-negative and the ``"neg_l2"`` softmax update
+    never increases it.
+
     Parameters
     ----------
     state : Tensor of shape (..., L, d)
@@ -578,6 +585,8 @@ def hopfield_energy(state, memory, beta=1.0, chunk_size=None):
     beta : float, default=1.0
     chunk_size : int, optional
         Stream the memory in chunks (exact online log-sum-exp).
+    similarity : {"dot", "cosine", "neg_l2"}, default="dot"
+        The similarity of the update rule whose energy this is.
 
     Returns
     -------
@@ -595,6 +604,8 @@ def hopfield_energy(state, memory, beta=1.0, chunk_size=None):
     _check_beta(beta)
     _check_finite("state", state)
     _check_finite("memory", memory)
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}.")
     if state.shape[-1] != memory.shape[-1]:
         raise ValueError(
             f"state and memory must have the same last dimension, got {state.shape[-1]} "
@@ -605,10 +616,19 @@ def hopfield_energy(state, memory, beta=1.0, chunk_size=None):
         raise ValueError("memory is empty: at least one stored pattern is required.")
     if chunk_size is None:
         chunk_size = _auto_chunk(state.shape[-2], M, "softmax", False) or M
-    lse = None
+    if similarity == "cosine":
+        state = state / state.norm(dim=-1, keepdim=True).clamp_min(_EPS)
+    lse = m_max = None
     for start in range(0, M, chunk_size):
-        part = torch.logsumexp(beta * (state @ memory[..., start:start + chunk_size, :].mT), -1)
-        lse = part if lse is None else torch.logaddexp(lse, part)
-    m_max = memory.norm(dim=-1).amax(dim=-1, keepdim=True)
+        part = memory[..., start:start + chunk_size, :]
+        if similarity == "cosine":
+            part = part / part.norm(dim=-1, keepdim=True).clamp_min(_EPS)
+        scores = similarity_scores(state, part, "neg_l2" if similarity == "neg_l2" else "dot")
+        chunk_lse = torch.logsumexp(beta * scores, -1)
+        chunk_max = part.norm(dim=-1).amax(dim=-1, keepdim=True)
+        lse = chunk_lse if lse is None else torch.logaddexp(lse, chunk_lse)
+        m_max = chunk_max if m_max is None else torch.maximum(m_max, chunk_max)
+    if similarity == "neg_l2":
+        return -lse / beta + math.log(M) / beta
     return (-lse / beta + 0.5 * (state * state).sum(-1) + math.log(M) / beta
             + 0.5 * m_max * m_max)
