@@ -15,8 +15,9 @@ per pixel against the source. All methods run in one process, one thread:
   cell on the queries themselves (an oracle);
 - U-Hop: Stage I with the uniformity loss; U-Hop+: Stage I with the lse loss
   (tau=0.1); then Stage II either with the dot product and beta=1 in feature
-  space (``dot``, the papers' setting) or with the cosine and the auto beta
-  (``cos``, i.e. ``KernelHopfieldRetriever(separation_loss=...)``);
+  space (``dot``, the papers' setting) or as
+  ``KernelHopfieldRetriever(separation_loss=...)`` retrieves, with its
+  default similarity and the auto beta (``skhop``);
 - faiss 1-NN: exact Euclidean nearest neighbour (IndexFlatL2);
 - skhop: ``KernelHopfieldRetriever()`` defaults (``similarity="auto"``: per
   query, neg_l2 or cosine by a likelihood-ratio test; auto beta); ``scaled``
@@ -140,7 +141,7 @@ def run_cell(X, models, side, kind, k_low, rng):
         with torch.no_grad():
             R = hopfield_retrieve(phi(Qt), phi(Xt), Xt, beta=1.0, similarity="dot")
         res[f"{name} dot"] = evaluate(R.numpy(), X, src)
-        res[f"{name} cos"] = evaluate(models[name].transform(Q), X, src)
+        res[f"{name} skhop"] = evaluate(models[name].transform(Q), X, src)
     res["faiss 1-NN"] = evaluate(faiss_nn(Q, X), X, src)
     res["skhop neg_l2"] = evaluate(models["skhop neg_l2"].transform(Q), X, src)
     res["skhop cosine"] = evaluate(models["skhop cosine"].transform(Q), X, src)
@@ -176,8 +177,8 @@ def main():
         "",
     ]
     goal = []
-    peers = ("dot beta=1", "cosine best beta", "U-Hop dot", "U-Hop cos", "U-Hop+ dot",
-             "U-Hop+ cos", "faiss 1-NN")
+    peers = ("dot beta=1", "cosine best beta", "U-Hop dot", "U-Hop skhop", "U-Hop+ dot",
+             "U-Hop+ skhop", "faiss 1-NN")
     for dataset in ("mnist", "digits"):
         X_all, side, k_low = load(dataset)
         tables = {kind: [] for kind in CORRUPTIONS}
