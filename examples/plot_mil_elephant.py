@@ -47,13 +47,13 @@ if QUICK:  # a few epochs only: the models do not converge, and say so
 # ``BagStandardScaler`` standardises the instance features with statistics
 # of the training instances. Two Hopfield models:
 #
-# - the defaults: four heads, two learned queries, a soft ``beta``, the
+# - the defaults: four heads, two learned queries, ``beta=4``, the
 #   mean and maximum of the instances appended to the pooled vector, and an
 #   average of three networks trained side by side (``n_members=3``);
 # - a *readable* one: ``pooling=()`` makes the Hopfield pooling the only
 #   summary of a bag, so that its attention describes everything the
 #   classifier sees; one network, one head and one query give a single
-#   attention per bag, and ``beta=1`` makes it selective.
+#   attention per bag, and ``beta=1`` suits its single 64-dimensional head.
 bags, y = load_mil("elephant", return_X_y=True)
 train, test = train_test_split(np.arange(len(bags)), test_size=0.3, stratify=y,
                                random_state=0)
@@ -131,8 +131,8 @@ fig.tight_layout()
 
 # %%
 # The selective pooling puts most of a bag's weight on one or a few
-# regions. The default model spreads its attention more evenly (its
-# ``beta`` is smaller and its heads, queries and networks are averaged): it
+# regions. The default model spreads its attention more evenly (its heads,
+# queries and networks are averaged): it
 # ranks bags about as well here, and is steadier across data sets, but its
 # attention says less about single regions. Elephant has no region
 # labels, so we cannot tell from the picture alone whether the chosen

@@ -174,7 +174,7 @@ def test_clone_and_params():
     twin = clone(clf)
     assert twin.get_params() == params and twin is not clf
     twin.set_params(beta=0.5)
-    assert twin.beta == 0.5 and clf.beta is None
+    assert twin.beta == 0.5 and clf.beta == 4.0
 
 
 def test_not_fitted(data):
