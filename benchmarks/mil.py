@@ -62,14 +62,22 @@ def pooled(bags):
 
 
 def models(params):
+    """Factories of a fresh model given the fold's random_state (used where the model draws)."""
     return {
-        "hopfield": lambda: make_pipeline(BagStandardScaler(),
-                                          HopfieldMILClassifier(**params)),
-        "pooled_lr": lambda: make_pipeline(StandardScaler(), LogisticRegression(C=0.1,
-                                                                                max_iter=5000)),
-        "pooled_svc": lambda: make_pipeline(StandardScaler(), SVC()),
-        "pooled_rf": lambda: RandomForestClassifier(500, n_jobs=1),
+        "hopfield": lambda rs: make_pipeline(
+            BagStandardScaler(), HopfieldMILClassifier(**params).set_params(random_state=rs)),
+        "pooled_lr": lambda rs: make_pipeline(StandardScaler(), LogisticRegression(C=0.1,
+                                                                                   max_iter=5000)),
+        "pooled_svc": lambda rs: make_pipeline(StandardScaler(), SVC()),
+        "pooled_rf": lambda rs: RandomForestClassifier(500, n_jobs=1, random_state=rs),
     }
+
+
+def ranking_score(model, X):
+    """The decision function where the model has one, else the positive class's probability."""
+    if hasattr(model, "decision_function"):
+        return model.decision_function(X)
+    return model.predict_proba(X)[:, 1]
 
 
 def cross_validate(name, seeds, params, only=None):
@@ -85,20 +93,15 @@ def cross_validate(name, seeds, params, only=None):
             fold_auc = []
             t0, c0 = time.perf_counter(), time.process_time()
             for k, (tr, te) in enumerate(folds):
-                model = factory()
+                model = factory(1000 * seed + k)
                 if key == "hopfield":
-                    model.set_params(hopfieldmilclassifier__random_state=1000 * seed + k)
                     Xtr, Xte = [bags[i] for i in tr], [bags[i] for i in te]
                 else:
-                    if key == "pooled_rf":
-                        model.set_params(random_state=1000 * seed + k)
                     Xtr, Xte = pooled_X[tr], pooled_X[te]
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", ConvergenceWarning)
                     model.fit(Xtr, y[tr])
-                score = (model.predict_proba(Xte)[:, 1] if key == "pooled_rf"
-                         else model.decision_function(Xte))
-                fold_auc.append(roc_auc_score(y[te], score))
+                fold_auc.append(roc_auc_score(y[te], ranking_score(model, Xte)))
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
             aucs.append(100 * np.mean(fold_auc))
