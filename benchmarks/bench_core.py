@@ -50,7 +50,8 @@ def run(method, M, B, d, beta, repeat):
     for key, code in (("time", CASE), ("peak", PEAK_CASE)):
         res = subprocess.run(
             [sys.executable, "-c", code, method, str(M), str(B), str(d), str(beta), str(repeat)],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         if res.returncode != 0:
             raise RuntimeError(res.stderr)
@@ -85,8 +86,10 @@ def main():
             n_peak = f"{nai['peak'] / 1e6:.0f}"
         else:
             n_time, n_ratio, n_peak = "skipped (>2 GB)", "-", "-"
-        line = (f"| {M:.0e} | {ours['time']:.3f} s | {n_time} | {fai['time']:.3f} s | {n_ratio} "
-                f"| {ours['time'] / fai['time']:.2f} | {ours['peak'] / 1e6:.0f} | {n_peak} |")
+        line = (
+            f"| {M:.0e} | {ours['time']:.3f} s | {n_time} | {fai['time']:.3f} s | {n_ratio} "
+            f"| {ours['time'] / fai['time']:.2f} | {ours['peak'] / 1e6:.0f} | {n_peak} |"
+        )
         lines.append(line)
         print(line, flush=True)
     out = Path(__file__).parent / "results" / "bench_core.md"

@@ -28,8 +28,14 @@ from skhop.nn.functional import hopfield_retrieve  # noqa: E402
 
 
 def cluster(n_workers):
-    return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                        host="127.0.0.1", dashboard_address=None, silence_logs=40)
+    return LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=40,
+    )
 
 
 def _warm_up():

@@ -50,7 +50,8 @@ def main():
     warnings.simplefilter("ignore", ConvergenceWarning)
     X, y = load_breast_cancer(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=0.25, stratify=y, random_state=0)
+        X, y, test_size=0.25, stratify=y, random_state=0
+    )
     pipe = make_pipeline(StandardScaler(), HopfieldClassifier(random_state=0))
     cv = StratifiedKFold(5, shuffle=True, random_state=0)
     search = GridSearchCV(pipe, GRID, cv=cv)
@@ -61,10 +62,14 @@ def main():
         rows = []
         for name, model in [
             ("grid search best, refit", search.best_estimator_),
-            ("HopfieldClassifier defaults",
-             make_pipeline(StandardScaler(), HopfieldClassifier(random_state=0))),
-            ("MLPClassifier defaults",
-             make_pipeline(StandardScaler(), MLPClassifier(random_state=0))),
+            (
+                "HopfieldClassifier defaults",
+                make_pipeline(StandardScaler(), HopfieldClassifier(random_state=0)),
+            ),
+            (
+                "MLPClassifier defaults",
+                make_pipeline(StandardScaler(), MLPClassifier(random_state=0)),
+            ),
             ("SVC defaults", make_pipeline(StandardScaler(), SVC())),
         ]:
             acc, seconds = timed_fit_score(model, X_train, y_train, X_test, y_test)
@@ -73,7 +78,8 @@ def main():
     res = search.cv_results_
     lines = [
         "Breast cancer (sklearn), 569 rows x 30 features: 5-fold GridSearchCV on 75% of "
-        "the rows, test accuracy on the other 25%. One thread.", "",
+        "the rows, test accuracy on the other 25%. One thread.",
+        "",
         "| beta | n_memories | mean CV accuracy | std | rank | mean fit seconds |",
         "|---|---|---|---|---|---|",
     ]
@@ -82,24 +88,34 @@ def main():
         lines.append(
             f"| {p['hopfieldclassifier__beta']} | {p['hopfieldclassifier__n_memories']} | "
             f"{res['mean_test_score'][i]:.4f} | {res['std_test_score'][i]:.4f} | "
-            f"{res['rank_test_score'][i]} | {res['mean_fit_time'][i]:.3f} |")
+            f"{res['rank_test_score'][i]} | {res['mean_fit_time'][i]:.3f} |"
+        )
     default_cv = HopfieldClassifier().get_params()
     lines += [
-        "", f"Whole search: {search_seconds:.1f} s for {len(res['params'])} settings x 5 "
+        "",
+        f"Whole search: {search_seconds:.1f} s for {len(res['params'])} settings x 5 "
         f"folds. Defaults: beta={default_cv['beta']}, n_memories="
-        f"{default_cv['n_memories']!r}.", "",
-        "| model | test accuracy | fit+score seconds |", "|---|---|---|",
+        f"{default_cv['n_memories']!r}.",
+        "",
+        "| model | test accuracy | fit+score seconds |",
+        "|---|---|---|",
     ]
     for name, acc, seconds in rows:
         lines.append(f"| {name} | {acc:.4f} | {seconds:.3f} |")
     best = search.best_params_
-    lines += ["", "Best: " + ", ".join(f"{k.split('__')[1]}={v}" for k, v in best.items())
-              + f" (mean CV accuracy {search.best_score_:.4f})."]
+    lines += [
+        "",
+        "Best: "
+        + ", ".join(f"{k.split('__')[1]}={v}" for k, v in best.items())
+        + f" (mean CV accuracy {search.best_score_:.4f}).",
+    ]
     out = "\n".join(lines)
     print(out)
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text("# Grid search in a Pipeline\n\nWritten by "
-                       "`python benchmarks/grid_search.py`.\n\n" + out + "\n")
+    RESULTS.write_text(
+        "# Grid search in a Pipeline\n\nWritten by "
+        "`python benchmarks/grid_search.py`.\n\n" + out + "\n"
+    )
     print(f"\nwrote {RESULTS}")
 
 

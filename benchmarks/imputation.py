@@ -110,12 +110,14 @@ def impute_all(Xm, X, hidden):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning of the round-robin sweeps
         out["IterativeImputer"] = timed(
-            lambda: IterativeImputer(random_state=0, **keep).fit_transform(Xm))
+            lambda: IterativeImputer(random_state=0, **keep).fit_transform(Xm)
+        )
     out["HopfieldImputer"] = timed(
-        lambda: HopfieldImputer(random_state=0, **keep).fit_transform(Xm))
+        lambda: HopfieldImputer(random_state=0, **keep).fit_transform(Xm)
+    )
     out["HopfieldImputer(uniform weights)"] = timed(
-        lambda: HopfieldImputer(random_state=0, feature_weights="uniform",
-                                **keep).fit_transform(Xm))
+        lambda: HopfieldImputer(random_state=0, feature_weights="uniform", **keep).fit_transform(Xm)
+    )
     return out, best[1]
 
 
@@ -137,42 +139,62 @@ def uci_tables(lines):
         arr = {m: np.array(v) for m, v in res.items()}
         hop = arr["HopfieldImputer"][:, 0]
         ranks = np.argsort(np.argsort(np.stack([arr[m][:, 0] for m in methods[:5]]), 0), 0) + 1
-        title = (f"UCI, {int(rate * 100)}% of entries removed ({len(names)} datasets; "
-                 f"{time.perf_counter() - t_rate:.0f} s)")
-        lines += ["", f"### {title}", "",
-                  "| imputer | mean RMSE | RMSE vs Hopfield | datasets where Hopfield's RMSE is "
-                  "lower | mean rank (of 5) | downstream accuracy | total seconds | "
-                  "time vs Hopfield |",
-                  "|---|---|---|---|---|---|---|---|"]
+        title = (
+            f"UCI, {int(rate * 100)}% of entries removed ({len(names)} datasets; "
+            f"{time.perf_counter() - t_rate:.0f} s)"
+        )
+        lines += [
+            "",
+            f"### {title}",
+            "",
+            "| imputer | mean RMSE | RMSE vs Hopfield | datasets where Hopfield's RMSE is "
+            "lower | mean rank (of 5) | downstream accuracy | total seconds | "
+            "time vs Hopfield |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         t_hop = arr["HopfieldImputer"][:, 2].sum()
         for j, m in enumerate(methods):
             a = arr[m]
-            wins = ("—" if m.startswith("HopfieldImputer")
-                    else f"{int((hop < a[:, 0]).sum())}/{len(names)}")
+            wins = (
+                "—"
+                if m.startswith("HopfieldImputer")
+                else f"{int((hop < a[:, 0]).sum())}/{len(names)}"
+            )
             rank = f"{ranks[j].mean():.2f}" if j < 5 else "—"
             lines.append(
                 f"| {m} | {a[:, 0].mean():.4f} | {a[:, 0].mean() / hop.mean():.3f} | {wins} | "
                 f"{rank} | {a[:, 1].mean():.4f} | {a[:, 2].sum():.1f} | "
-                f"{a[:, 2].sum() / t_hop:.2f} |")
+                f"{a[:, 2].sum() / t_hop:.2f} |"
+            )
         counts = {k: best_ks.count(k) for k in K_GRID}
         lines.append("")
-        lines.append("Oracle's best n_neighbors, count of datasets: "
-                     + ", ".join(f"k={k}: {c}" for k, c in counts.items()))
-        print("\n".join(lines[-(len(methods) + 6):]), flush=True)
+        lines.append(
+            "Oracle's best n_neighbors, count of datasets: "
+            + ", ".join(f"k={k}: {c}" for k, c in counts.items())
+        )
+        print("\n".join(lines[-(len(methods) + 6) :]), flush=True)
 
 
 def raw_unit_table(lines):
-    lines += ["", "### Raw units (30% removed; RMSE in units of each feature's standard "
-              "deviation)", "", "| data | HopfieldImputer | HopfieldImputer(standardize=False) | "
-              "KNNImputer(k=5) | SimpleImputer(mean) |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "### Raw units (30% removed; RMSE in units of each feature's standard deviation)",
+        "",
+        "| data | HopfieldImputer | HopfieldImputer(standardize=False) | "
+        "KNNImputer(k=5) | SimpleImputer(mean) |",
+        "|---|---|---|---|---|",
+    ]
     for name, loader in (("wine", load_wine), ("breast cancer", load_breast_cancer)):
         X = loader().data
         Xm, hidden = remove(X, 0.3, seed=7)
         sd = X.std(0)
         row = []
-        for imp in (HopfieldImputer(random_state=0),
-                    HopfieldImputer(random_state=0, standardize=False),
-                    KNNImputer(), SimpleImputer()):
+        for imp in (
+            HopfieldImputer(random_state=0),
+            HopfieldImputer(random_state=0, standardize=False),
+            KNNImputer(),
+            SimpleImputer(),
+        ):
             Xi = imp.fit_transform(Xm)
             row.append(rmse(Xi / sd, X / sd, hidden))
         lines.append(f"| {name} | " + " | ".join(f"{v:.4f}" for v in row) + " |")
@@ -185,16 +207,20 @@ def mnist_table(lines):
     hidden_px = np.zeros((28, 28), dtype=bool)
     hidden_px[14:] = True
     hidden_px = hidden_px.ravel()
-    lines += ["", "### MNIST, 1,000 stored test images, lower half of each image hidden", "",
-              "| imputer | stored images: right image recalled | stored: RMSE hidden half | "
-              "new images: RMSE hidden half | seconds (fit + both transforms) |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "### MNIST, 1,000 stored test images, lower half of each image hidden",
+        "",
+        "| imputer | stored images: right image recalled | stored: RMSE hidden half | "
+        "new images: RMSE hidden half | seconds (fit + both transforms) |",
+        "|---|---|---|---|---|",
+    ]
     queries = {}
     for key, X in (("stored", stored), ("new", new)):
         Q = X.copy()
         Q[:, hidden_px] = np.nan
         queries[key] = Q
-    sq = (stored ** 2).sum(1)
+    sq = (stored**2).sum(1)
 
     def run(make):
         t0 = time.perf_counter()
@@ -203,7 +229,7 @@ def mnist_table(lines):
         return out, time.perf_counter() - t0
 
     def recall(R):  # the nearest stored image is the source
-        d2 = (R ** 2).sum(1)[:, None] - 2.0 * R @ stored.T + sq[None]
+        d2 = (R**2).sum(1)[:, None] - 2.0 * R @ stored.T + sq[None]
         return float((d2.argmin(1) == np.arange(len(R))).mean())
 
     def err(R, X):
@@ -211,39 +237,68 @@ def mnist_table(lines):
 
     results = []
     out, t = run(lambda: SimpleImputer(keep_empty_features=True))
-    results.append(("SimpleImputer(mean)", recall(out["stored"]), err(out["stored"], stored),
-                    err(out["new"], new), t))
+    results.append(
+        (
+            "SimpleImputer(mean)",
+            recall(out["stored"]),
+            err(out["stored"], stored),
+            err(out["new"], new),
+            t,
+        )
+    )
     grid = []
     for k in (1, 5, 10, 20):
         out, t = run(lambda k=k: KNNImputer(n_neighbors=k, keep_empty_features=True))
         grid.append((k, out, t))
         if k == 5:
-            results.append(("KNNImputer(k=5)", recall(out["stored"]),
-                            err(out["stored"], stored), err(out["new"], new), t))
+            results.append(
+                (
+                    "KNNImputer(k=5)",
+                    recall(out["stored"]),
+                    err(out["stored"], stored),
+                    err(out["new"], new),
+                    t,
+                )
+            )
     total = sum(g[2] for g in grid)
     best_stored = min(grid, key=lambda g: err(g[1]["stored"], stored))
     best_new = min(grid, key=lambda g: err(g[1]["new"], new))
-    results.append((f"KNNImputer(best k, oracle: k={best_stored[0]} stored, "
-                    f"k={best_new[0]} new)", recall(best_stored[1]["stored"]),
-                    err(best_stored[1]["stored"], stored), err(best_new[1]["new"], new), total))
+    results.append(
+        (
+            f"KNNImputer(best k, oracle: k={best_stored[0]} stored, k={best_new[0]} new)",
+            recall(best_stored[1]["stored"]),
+            err(best_stored[1]["stored"], stored),
+            err(best_new[1]["new"], new),
+            total,
+        )
+    )
     out, t = run(lambda: HopfieldImputer(random_state=0, keep_empty_features=True))
-    results.append(("HopfieldImputer", recall(out["stored"]), err(out["stored"], stored),
-                    err(out["new"], new), t))
+    results.append(
+        (
+            "HopfieldImputer",
+            recall(out["stored"]),
+            err(out["stored"], stored),
+            err(out["new"], new),
+            t,
+        )
+    )
     for name, rec, e_s, e_n, t in results:
         lines.append(f"| {name} | {rec:.1%} | {e_s:.4f} | {e_n:.4f} | {t:.1f} |")
-    print("\n".join(lines[-(len(results) + 4):]), flush=True)
+    print("\n".join(lines[-(len(results) + 4) :]), flush=True)
 
 
 def main():
     torch.set_num_threads(1)
-    lines = ["# Imputation: HopfieldImputer vs scikit-learn's imputers",
-             "",
-             "Printed by `python benchmarks/imputation.py` (one run; torch and BLAS on one "
-             "thread; 2 shared, busy cores, so compare times only as ratios within the run). "
-             "RMSE on the removed entries; downstream accuracy = mean 4-fold accuracy of "
-             "LogisticRegression on the imputed table; the tuned KNNImputer picks "
-             "n_neighbors on the removed entries themselves (an oracle) and its time is the "
-             "grid's."]
+    lines = [
+        "# Imputation: HopfieldImputer vs scikit-learn's imputers",
+        "",
+        "Printed by `python benchmarks/imputation.py` (one run; torch and BLAS on one "
+        "thread; 2 shared, busy cores, so compare times only as ratios within the run). "
+        "RMSE on the removed entries; downstream accuracy = mean 4-fold accuracy of "
+        "LogisticRegression on the imputed table; the tuned KNNImputer picks "
+        "n_neighbors on the removed entries themselves (an oracle) and its time is the "
+        "grid's.",
+    ]
     t0 = time.perf_counter()
     with threadpool_limits(1):
         uci_tables(lines)

@@ -45,8 +45,12 @@ from skhop.preprocessing import BagStandardScaler
 from skhop.utils import pad_bags
 
 PAPER = {"elephant": 94.9, "fox": 64.05, "tiger": 91.3, "ucsb_breast_cancer": 89.5}
-NAMES = {"elephant": "Elephant", "fox": "Fox", "tiger": "Tiger",
-         "ucsb_breast_cancer": "UCSB breast cancer"}
+NAMES = {
+    "elephant": "Elephant",
+    "fox": "Fox",
+    "tiger": "Tiger",
+    "ucsb_breast_cancer": "UCSB breast cancer",
+}
 RESULTS = Path(__file__).parent / "results" / "mil.md"
 
 
@@ -65,9 +69,11 @@ def models(params):
     """Factories of a fresh model given the fold's random_state (used where the model draws)."""
     return {
         "hopfield": lambda rs: make_pipeline(
-            BagStandardScaler(), HopfieldMILClassifier(**params).set_params(random_state=rs)),
-        "pooled_lr": lambda rs: make_pipeline(StandardScaler(), LogisticRegression(C=0.1,
-                                                                                   max_iter=5000)),
+            BagStandardScaler(), HopfieldMILClassifier(**params).set_params(random_state=rs)
+        ),
+        "pooled_lr": lambda rs: make_pipeline(
+            StandardScaler(), LogisticRegression(C=0.1, max_iter=5000)
+        ),
         "pooled_svc": lambda rs: make_pipeline(StandardScaler(), SVC()),
         "pooled_rf": lambda rs: RandomForestClassifier(500, n_jobs=1, random_state=rs),
     }
@@ -105,8 +111,12 @@ def cross_validate(name, seeds, params, only=None):
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
             aucs.append(100 * np.mean(fold_auc))
-        out[key] = (float(np.mean(aucs)), float(np.std(aucs)), float(np.mean(times)),
-                    float(np.mean(cpu)))
+        out[key] = (
+            float(np.mean(aucs)),
+            float(np.std(aucs)),
+            float(np.mean(times)),
+            float(np.mean(cpu)),
+        )
     return out
 
 
@@ -122,8 +132,7 @@ def table(results, seeds):
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
-        h, lr, svc, rf = (r.get(k) for k in ("hopfield", "pooled_lr", "pooled_svc",
-                                             "pooled_rf"))
+        h, lr, svc, rf = (r.get(k) for k in ("hopfield", "pooled_lr", "pooled_svc", "pooled_rf"))
 
         def fmt(v):
             return "—" if v is None else f"{v[0]:.1f} ± {v[1]:.1f}"
@@ -133,21 +142,27 @@ def table(results, seeds):
         vs_best = f"{h[0] - best:+.1f}" if h and best is not None else "—"
         lines.append(
             f"| {NAMES[name]} | {PAPER[name]:.2f} | {fmt(h)} | {vs_paper} | {fmt(lr)} | "
-            f"{fmt(svc)} | {fmt(rf)} | {vs_best} | {h[2]:.1f} | {h[3]:.1f} |" if h else
-            f"| {NAMES[name]} | {PAPER[name]:.2f} | {fmt(h)} | {vs_paper} | {fmt(lr)} | "
-            f"{fmt(svc)} | {fmt(rf)} | {vs_best} | — | — |")
+            f"{fmt(svc)} | {fmt(rf)} | {vs_best} | {h[2]:.1f} | {h[3]:.1f} |"
+            if h
+            else f"| {NAMES[name]} | {PAPER[name]:.2f} | {fmt(h)} | {vs_paper} | {fmt(lr)} | "
+            f"{fmt(svc)} | {fmt(rf)} | {vs_best} | — | — |"
+        )
     return "\n".join(lines)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--datasets", nargs="+", default=list(MIL_DATASETS),
-                        choices=MIL_DATASETS)
+    parser.add_argument("--datasets", nargs="+", default=list(MIL_DATASETS), choices=MIL_DATASETS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--params", default="{}",
-                        help="JSON of HopfieldMILClassifier parameters to override")
-    parser.add_argument("--only", nargs="+", default=None,
-                        choices=["hopfield", "pooled_lr", "pooled_svc", "pooled_rf"])
+    parser.add_argument(
+        "--params", default="{}", help="JSON of HopfieldMILClassifier parameters to override"
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=None,
+        choices=["hopfield", "pooled_lr", "pooled_svc", "pooled_rf"],
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -155,15 +170,18 @@ def main():
     results = {}
     for name in args.datasets:
         results[name] = cross_validate(name, args.seeds, params, args.only)
-        print(name, {k: tuple(round(x, 2) for x in v) for k, v in results[name].items()},
-              flush=True)
+        print(
+            name, {k: tuple(round(x, 2) for x in v) for k, v in results[name].items()}, flush=True
+        )
     text = table(results, args.seeds)
     print()
     print(text)
     if not args.no_write and not params and args.only is None:
-        header = (f"# HopfieldMILClassifier on the multiple-instance benchmarks\n\n"
-                  f"Written by `benchmarks/mil.py` on {platform.machine()}, "
-                  f"{os.cpu_count()} CPUs (shared), torch {torch.__version__}.\n\n")
+        header = (
+            f"# HopfieldMILClassifier on the multiple-instance benchmarks\n\n"
+            f"Written by `benchmarks/mil.py` on {platform.machine()}, "
+            f"{os.cpu_count()} CPUs (shared), torch {torch.__version__}.\n\n"
+        )
         RESULTS.parent.mkdir(exist_ok=True)
         RESULTS.write_text(header + text + "\n")
 

@@ -59,7 +59,7 @@ def corrupt(X, side, kind, rng):
     """(zero-filled or noisy queries, the same with NaN at hidden entries or None)."""
     if kind == "mask":
         hidden = np.zeros((side, side), dtype=bool)
-        hidden[side // 2:] = True
+        hidden[side // 2 :] = True
         hidden = np.broadcast_to(hidden.ravel(), X.shape)
         return np.where(hidden, 0.0, X).astype(np.float32), np.where(hidden, np.nan, X)
     sigma = float(kind.split()[1])
@@ -113,12 +113,14 @@ def best_time(fn, repeat=3):
 def fit_models(X, k_low):
     """Every fitted retriever of one memory (Stage I runs once per M, not per corruption)."""
     models, times = {}, {}
-    for name, params in (("U-Hop", dict(separation_loss="uniformity")),
-                         ("U-Hop+", dict(separation_loss="lse", tau=0.1)),
-                         (f"skhop k={k_low}+lse", dict(feature_dim=k_low,
-                                                       separation_loss="lse"))):
+    for name, params in (
+        ("U-Hop", dict(separation_loss="uniformity")),
+        ("U-Hop+", dict(separation_loss="lse", tau=0.1)),
+        (f"skhop k={k_low}+lse", dict(feature_dim=k_low, separation_loss="lse")),
+    ):
         models[name], times[f"{name} Stage I"] = timed(
-            lambda p=params: KernelHopfieldRetriever(**p, **STAGE_I).fit(X))
+            lambda p=params: KernelHopfieldRetriever(**p, **STAGE_I).fit(X)
+        )
     models["skhop"] = KernelHopfieldRetriever().fit(X)
     models["skhop cosine"] = KernelHopfieldRetriever(similarity="cosine").fit(X)
     models["skhop neg_l2"] = KernelHopfieldRetriever(similarity="neg_l2").fit(X)
@@ -177,8 +179,15 @@ def main():
         "",
     ]
     goal = []
-    peers = ("dot beta=1", "cosine best beta", "U-Hop dot", "U-Hop skhop", "U-Hop+ dot",
-             "U-Hop+ skhop", "faiss 1-NN")
+    peers = (
+        "dot beta=1",
+        "cosine best beta",
+        "U-Hop dot",
+        "U-Hop skhop",
+        "U-Hop+ dot",
+        "U-Hop+ skhop",
+        "faiss 1-NN",
+    )
     for dataset in ("mnist", "digits"):
         X_all, side, k_low = load(dataset)
         tables = {kind: [] for kind in CORRUPTIONS}
@@ -193,33 +202,44 @@ def main():
                 names = [n for n in res if not n.startswith("_")]
                 rows = tables[kind]
                 if not rows:
-                    header = (f"| M | {' | '.join(names)} | skhop scaled | best cosine beta "
-                              f"| skhop beta_ neg_l2 / cosine | skhop time "
-                              f"| skhop k={k_low} time | U-Hop Stage I | U-Hop+ Stage I "
-                              f"| k={k_low}+lse Stage I |")
-                    rows += [f"### {dataset} ({X_all.shape[1]} pixels), {kind}", "", header,
-                             "|" + "---|" * (header.count("|") - 1)]
-                cells = " | ".join(f"{100 * a:.1f} / {m:.4f}" for a, m in
-                                   (res[n] for n in names))
+                    header = (
+                        f"| M | {' | '.join(names)} | skhop scaled | best cosine beta "
+                        f"| skhop beta_ neg_l2 / cosine | skhop time "
+                        f"| skhop k={k_low} time | U-Hop Stage I | U-Hop+ Stage I "
+                        f"| k={k_low}+lse Stage I |"
+                    )
+                    rows += [
+                        f"### {dataset} ({X_all.shape[1]} pixels), {kind}",
+                        "",
+                        header,
+                        "|" + "---|" * (header.count("|") - 1),
+                    ]
+                cells = " | ".join(f"{100 * a:.1f} / {m:.4f}" for a, m in (res[n] for n in names))
                 b = res["_beta_auto"]
-                line = (f"| {M} | {cells} | {100 * res['_scaled']:.1f}% | {res['_best_beta']:g} "
-                        f"| {b['neg_l2']:.3g} / {b['cosine']:.0f} "
-                        f"| {times['skhop']:.3f} s | {times[f'skhop k={k_low}']:.3f} s "
-                        f"| {times['U-Hop Stage I']:.1f} s | {times['U-Hop+ Stage I']:.1f} s "
-                        f"| {times[f'skhop k={k_low}+lse Stage I']:.1f} s |")
+                line = (
+                    f"| {M} | {cells} | {100 * res['_scaled']:.1f}% | {res['_best_beta']:g} "
+                    f"| {b['neg_l2']:.3g} / {b['cosine']:.0f} "
+                    f"| {times['skhop']:.3f} s | {times[f'skhop k={k_low}']:.3f} s "
+                    f"| {times['U-Hop Stage I']:.1f} s | {times['U-Hop+ Stage I']:.1f} s "
+                    f"| {times[f'skhop k={k_low}+lse Stage I']:.1f} s |"
+                )
                 rows.append(line)
                 print(f"{dataset} {kind} {line}", flush=True)
                 best_peer = max(res[n][0] for n in peers)
-                goal.append((dataset, kind, M, res["skhop"][0], best_peer,
-                             res["skhop"][0] >= best_peer))
+                goal.append(
+                    (dataset, kind, M, res["skhop"][0], best_peer, res["skhop"][0] >= best_peer)
+                )
         for kind in CORRUPTIONS:
             lines += tables[kind] + [""]
     n_ok = sum(g[-1] for g in goal)
-    lines.append(f"Goal (skhop defaults at least as accurate as the best peer, skhop's own "
-                 f"columns not counted as peers): met in "
-                 f"{n_ok} of {len(goal)} cells.")
-    misses = [f"{d} {k} M={m}: {100 * a:.1f}% vs {100 * b:.1f}%"
-              for d, k, m, a, b, ok in goal if not ok]
+    lines.append(
+        f"Goal (skhop defaults at least as accurate as the best peer, skhop's own "
+        f"columns not counted as peers): met in "
+        f"{n_ok} of {len(goal)} cells."
+    )
+    misses = [
+        f"{d} {k} M={m}: {100 * a:.1f}% vs {100 * b:.1f}%" for d, k, m, a, b, ok in goal if not ok
+    ]
     if misses:
         lines.append("Missed: " + "; ".join(misses) + ".")
         gap = max(100 * (b - a) for _, _, _, a, b, _ in goal)

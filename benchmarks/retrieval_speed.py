@@ -51,9 +51,24 @@ print(json.dumps({"fit": fit, "time": min(times), "peak": max(peak, 0), "beta": 
 
 def run_case(index, M, sigma, repeat, tmp, n_probe=64, B=1000, d=64, similarity="auto"):
     out = str(Path(tmp) / f"{index}_{M}_{sigma}_{n_probe}_{similarity}.npy")
-    res = subprocess.run([sys.executable, "-c", CASE, index, str(M), str(B), str(d), str(sigma),
-                          str(repeat), out, str(n_probe), similarity],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            CASE,
+            index,
+            str(M),
+            str(B),
+            str(d),
+            str(sigma),
+            str(repeat),
+            out,
+            str(n_probe),
+            similarity,
+        ],
+        capture_output=True,
+        text=True,
+    )
     if res.returncode != 0:
         raise RuntimeError(res.stderr)
     info = json.loads(res.stdout.strip().splitlines()[-1])
@@ -74,8 +89,7 @@ def main():
         "cosine; auto beta) unless the method says otherwise (time = best of runs; "
         "peak = max RSS growth, fit included)",
         "",
-        "| M | sigma | method | fit | retrieve | vs faiss flat | vs exact | agreement "
-        "| peak MB |",
+        "| M | sigma | method | fit | retrieve | vs faiss flat | vs exact | agreement | peak MB |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     print("\n".join(lines), flush=True)
@@ -85,8 +99,10 @@ def main():
             flat = None
             if M <= 100_000:
                 flat = bench_core.run("faiss", M, B, d, 1.0, 5)
-                line = (f"| {M:.0e} | - | faiss IndexFlatIP k=1 | - | {flat['time']:.3f} s "
-                        f"| 1.00 | - | - | {flat['peak'] / 1e6:.0f} |")
+                line = (
+                    f"| {M:.0e} | - | faiss IndexFlatIP k=1 | - | {flat['time']:.3f} s "
+                    f"| 1.00 | - | - | {flat['peak'] / 1e6:.0f} |"
+                )
                 lines.append(line)
                 print(line, flush=True)
             repeat = 5 if M <= 100_000 else 2
@@ -100,17 +116,21 @@ def main():
                 refs[sigma] = np.load(again["neighbors"])
                 exact["time"] = min(exact["time"], again["time"])
             vs_flat = f"{exact['time'] / flat['time']:.2f}" if flat else "-"
-            line = (f"| {M:.0e} | {', '.join(map(str, sigmas))} | exact | {exact['fit']:.1f} s "
-                    f"| {exact['time']:.3f} s | {vs_flat} | 1.00 | 1.000 "
-                    f"| {exact['peak'] / 1e6:.0f} |")
+            line = (
+                f"| {M:.0e} | {', '.join(map(str, sigmas))} | exact | {exact['fit']:.1f} s "
+                f"| {exact['time']:.3f} s | {vs_flat} | 1.00 | 1.000 "
+                f"| {exact['peak'] / 1e6:.0f} |"
+            )
             lines.append(line)
             print(line, flush=True)
             if flat:
                 # the fixed cosine path: no test pass, unit keys (one product per step)
                 cos = run_case("exact", M, 0.05, repeat, tmp, similarity="cosine")
-                line = (f"| {M:.0e} | 0.05 | exact, similarity='cosine' | {cos['fit']:.1f} s "
-                        f"| {cos['time']:.3f} s | {cos['time'] / flat['time']:.2f} "
-                        f"| {cos['time'] / exact['time']:.2f} | - | {cos['peak'] / 1e6:.0f} |")
+                line = (
+                    f"| {M:.0e} | 0.05 | exact, similarity='cosine' | {cos['fit']:.1f} s "
+                    f"| {cos['time']:.3f} s | {cos['time'] / flat['time']:.2f} "
+                    f"| {cos['time'] / exact['time']:.2f} | - | {cos['peak'] / 1e6:.0f} |"
+                )
                 lines.append(line)
                 print(line, flush=True)
             settings = [(sigma, 64) for sigma in sigmas]
@@ -121,15 +141,21 @@ def main():
                 agree = float((np.load(appr["neighbors"]) == refs[sigma]).mean())
                 vs_flat = f"{appr['time'] / flat['time']:.2f}" if flat else "-"
                 ratio = appr["time"] / exact["time"]
-                line = (f"| {M:.0e} | {sigma} | approximate, n_probe={n_probe} "
-                        f"| {appr['fit']:.1f} s "
-                        f"| {appr['time']:.3f} s | {vs_flat} | {ratio:.3f} ({1 / ratio:.0f}x "
-                        f"faster) | {agree:.3f} | {appr['peak'] / 1e6:.0f} |")
+                line = (
+                    f"| {M:.0e} | {sigma} | approximate, n_probe={n_probe} "
+                    f"| {appr['fit']:.1f} s "
+                    f"| {appr['time']:.3f} s | {vs_flat} | {ratio:.3f} ({1 / ratio:.0f}x "
+                    f"faster) | {agree:.3f} | {appr['peak'] / 1e6:.0f} |"
+                )
                 lines.append(line)
                 print(line, flush=True)
-    lines += ["", "Approximate: faiss IVF (2 sqrt(M) lists, 4-bit PQ fast scan), n_probe lists "
-              "visited (default 64), 32 candidates, then the exact update on their features.",
-              "", "Reproduce: `python benchmarks/retrieval_speed.py`"]
+    lines += [
+        "",
+        "Approximate: faiss IVF (2 sqrt(M) lists, 4-bit PQ fast scan), n_probe lists "
+        "visited (default 64), 32 candidates, then the exact update on their features.",
+        "",
+        "Reproduce: `python benchmarks/retrieval_speed.py`",
+    ]
     out = Path(__file__).parent / "results" / "retrieval_speed.md"
     out.write_text("\n".join(lines) + "\n")
 

@@ -65,8 +65,15 @@ def make_model(name, hopfield_params):
     }[name]()
 
 
-MODELS = [HOPFIELD, "LogisticRegression", "SVC", "KNeighbors", "RandomForest",
-          "HistGradientBoosting", "MLPClassifier"]
+MODELS = [
+    HOPFIELD,
+    "LogisticRegression",
+    "SVC",
+    "KNeighbors",
+    "RandomForest",
+    "HistGradientBoosting",
+    "MLPClassifier",
+]
 
 
 def evaluate(name, hopfield_params, X, y, folds):
@@ -104,22 +111,30 @@ def table(names, acc, secs):
     total = np.array([sum(secs[m][d] for d in names) for m in model_names])
     ref = total[model_names.index("MLPClassifier")] if "MLPClassifier" in model_names else None
     order = np.argsort(mean_rank, kind="stable")
-    lines = [f"{len(names)} UCI datasets, 4 splits each, accuracy on the test splits; "
-             "rank 1 is best (ties averaged); wins count ties.", "",
-             "| model | mean accuracy | mean rank | wins | total seconds |"
-             + (" time vs MLP |" if ref else ""),
-             "|---|---|---|---|---|" + ("---|" if ref else "")]
+    lines = [
+        f"{len(names)} UCI datasets, 4 splits each, accuracy on the test splits; "
+        "rank 1 is best (ties averaged); wins count ties.",
+        "",
+        "| model | mean accuracy | mean rank | wins | total seconds |"
+        + (" time vs MLP |" if ref else ""),
+        "|---|---|---|---|---|" + ("---|" if ref else ""),
+    ]
     for j in order:
         wins = int(np.sum(ranks[:, j] == ranks.min(axis=1)))
-        row = (f"| {model_names[j]} | {mean_acc[j]:.4f} | {mean_rank[j]:.2f} | {wins} | "
-               f"{total[j]:.1f} |")
+        row = (
+            f"| {model_names[j]} | {mean_acc[j]:.4f} | {mean_rank[j]:.2f} | {wins} | "
+            f"{total[j]:.1f} |"
+        )
         if ref:
             row += f" {total[j] / ref:.2f} |"
         lines.append(row)
-    short = [m.replace("Classifier", "").replace("HistGradientBoosting", "HGB")
-             .replace("LogisticRegression", "LogReg") for m in model_names]
-    lines += ["", "| dataset | " + " | ".join(short) + " |",
-              "|---|" + "---|" * len(model_names)]
+    short = [
+        m.replace("Classifier", "")
+        .replace("HistGradientBoosting", "HGB")
+        .replace("LogisticRegression", "LogReg")
+        for m in model_names
+    ]
+    lines += ["", "| dataset | " + " | ".join(short) + " |", "|---|" + "---|" * len(model_names)]
     for i, d in enumerate(names):
         best = A[i].max()
         cells = [f"**{a:.3f}**" if a == best else f"{a:.3f}" for a in A[i]]
@@ -130,15 +145,27 @@ def table(names, acc, secs):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", nargs="*", help="subset of dataset names (default: all)")
-    p.add_argument("--half", type=int, choices=(0, 1),
-                   help="every other dataset, starting at this index (development half)")
+    p.add_argument(
+        "--half",
+        type=int,
+        choices=(0, 1),
+        help="every other dataset, starting at this index (development half)",
+    )
     p.add_argument("--models", nargs="*", choices=MODELS, help="subset of models")
-    p.add_argument("--hopfield", default="{}",
-                   help="JSON dict of HopfieldClassifier parameters (default: its defaults)")
-    p.add_argument("--cached", action="store_true",
-                   help="reuse cached peer results, run only the missing ones")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="datasets run in parallel processes (times then less comparable)")
+    p.add_argument(
+        "--hopfield",
+        default="{}",
+        help="JSON dict of HopfieldClassifier parameters (default: its defaults)",
+    )
+    p.add_argument(
+        "--cached", action="store_true", help="reuse cached peer results, run only the missing ones"
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="datasets run in parallel processes (times then less comparable)",
+    )
     p.add_argument("--json", help="also write the raw per-dataset results to this file")
     p.add_argument("--no-write", action="store_true", help=f"do not write {RESULTS}")
     args = p.parse_args(argv)
@@ -146,7 +173,7 @@ def main(argv=None):
     torch.set_num_threads(1)
     names = args.datasets or dataset_names()
     if args.half is not None:
-        names = names[args.half::2]
+        names = names[args.half :: 2]
     chosen = args.models or MODELS
     hopfield_params = json.loads(args.hopfield)
     cache = {}
@@ -197,9 +224,11 @@ def main(argv=None):
     full = not (args.datasets or args.half is not None or args.models or args.hopfield != "{}")
     if full and not args.no_write and not args.cached and args.jobs == 1:
         RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.write_text("# HopfieldClassifier on 50 UCI datasets\n\n"
-                           "Written by `python benchmarks/uci.py` (all models in one run, "
-                           "one thread each).\n\n" + out + "\n")
+        RESULTS.write_text(
+            "# HopfieldClassifier on 50 UCI datasets\n\n"
+            "Written by `python benchmarks/uci.py` (all models in one run, "
+            "one thread each).\n\n" + out + "\n"
+        )
         print(f"\nwrote {RESULTS}")
 
 

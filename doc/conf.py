@@ -138,12 +138,15 @@ def _benchmark_includes():
         if src.exists():
             # headings of the file would become sections of the including
             # page; keep them as bold lines
-            text = re.sub(r"^#{1,6}\s+(.+)$", r"**\1**", src.read_text(encoding="utf-8"),
-                          flags=re.MULTILINE)
+            text = re.sub(
+                r"^#{1,6}\s+(.+)$", r"**\1**", src.read_text(encoding="utf-8"), flags=re.MULTILINE
+            )
         else:
-            text = (f"*This table is written by `{command}` into "
-                    f"`benchmarks/results/{name}.md`; it has not been produced in this "
-                    "checkout.*\n")
+            text = (
+                f"*This table is written by `{command}` into "
+                f"`benchmarks/results/{name}.md`; it has not been produced in this "
+                "checkout.*\n"
+            )
         target = out / f"{name}.md"
         if not target.exists() or target.read_text(encoding="utf-8") != text:
             target.write_text(text, encoding="utf-8")
@@ -190,7 +193,8 @@ sphinx_gallery_conf = {
 }
 
 warnings.filterwarnings(
-    "ignore", category=UserWarning,
+    "ignore",
+    category=UserWarning,
     message="Matplotlib is currently using agg, which is a non-GUI backend",
 )
 

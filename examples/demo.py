@@ -59,15 +59,20 @@ def classifier_demo():
         "SVC (rbf)": SVC(),
         "MLPClassifier": MLPClassifier(max_iter=500, random_state=0),
     }
-    datasets = {"breast_cancer": load_breast_cancer(return_X_y=True),
-                "wine": load_wine(return_X_y=True)}
+    datasets = {
+        "breast_cancer": load_breast_cancer(return_X_y=True),
+        "wine": load_wine(return_X_y=True),
+    }
     print(f"{'model':20s}" + "".join(f"{name:>24s}" for name in datasets))
     cv = StratifiedKFold(5, shuffle=True, random_state=0)
     for name, model in models.items():
         cells = []
         for X, y in datasets.values():
-            scores, seconds = timed(lambda: cross_val_score(  # noqa: B023
-                make_pipeline(StandardScaler(), model), X, y, cv=cv))  # noqa: B023
+            scores, seconds = timed(
+                lambda: cross_val_score(  # noqa: B023
+                    make_pipeline(StandardScaler(), model), X, y, cv=cv
+                )
+            )  # noqa: B023
             cells.append(f"{scores.mean():.3f} ({seconds:5.2f} s)")
         print(f"{name:20s}" + "".join(f"{c:>24s}" for c in cells))
 
@@ -85,17 +90,18 @@ def mil_demo():
     auc, seconds = timed(lambda: cross_val_score(hop, bags, y, cv=cv, scoring="roc_auc"))
     print(f"{'HopfieldMILClassifier':44s} {auc.mean():.3f} ({seconds:5.2f} s)")
     base = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
-    auc, seconds = timed(lambda: cross_val_score(base, _pooled(bags), y, cv=cv,
-                                                 scoring="roc_auc"))
-    print(f"{'mean/max/min-pooled + LogisticRegression':44s} {auc.mean():.3f} "
-          f"({seconds:5.2f} s)")
+    auc, seconds = timed(lambda: cross_val_score(base, _pooled(bags), y, cv=cv, scoring="roc_auc"))
+    print(f"{'mean/max/min-pooled + LogisticRegression':44s} {auc.mean():.3f} ({seconds:5.2f} s)")
     hop.fit(bags, y)
     positive = int(np.flatnonzero(y == 1)[0])
     attention = hop.named_steps["hopfieldmilclassifier"].instance_attention(
-        hop.named_steps["bagstandardscaler"].transform([bags[positive]]))[0]
+        hop.named_steps["bagstandardscaler"].transform([bags[positive]])
+    )[0]
     top = np.argsort(attention)[::-1][:3]
-    print(f"bag {positive} (positive, {len(attention)} instances): most attended instances "
-          + ", ".join(f"#{i} ({attention[i]:.2f})" for i in top))
+    print(
+        f"bag {positive} (positive, {len(attention)} instances): most attended instances "
+        + ", ".join(f"#{i} ({attention[i]:.2f})" for i in top)
+    )
 
 
 def retriever_demo():
@@ -108,15 +114,19 @@ def retriever_demo():
 
     retriever = KernelHopfieldRetriever(random_state=0).fit(memory)
     score, seconds = timed(lambda: retriever.score(queries, target))
-    print(f"{'KernelHopfieldRetriever() defaults, NaN = unknown':56s} {score:7.1%} "
-          f"({seconds * 1e3:6.1f} ms)")
+    print(
+        f"{'KernelHopfieldRetriever() defaults, NaN = unknown':56s} {score:7.1%} "
+        f"({seconds * 1e3:6.1f} ms)"
+    )
 
     zeroed = torch.from_numpy(np.nan_to_num(queries, nan=0.0))
     mem = torch.from_numpy(memory)
     out, seconds = timed(lambda: hopfield_retrieve(zeroed, mem, beta=1.0))
     correct = (torch.cdist(out, mem).argmin(1).numpy() == target).mean()
-    print(f"{'dense dot-product Hopfield, beta=1, unknown set to 0':56s} {correct:7.1%} "
-          f"({seconds * 1e3:6.1f} ms)")
+    print(
+        f"{'dense dot-product Hopfield, beta=1, unknown set to 0':56s} {correct:7.1%} "
+        f"({seconds * 1e3:6.1f} ms)"
+    )
 
 
 def imputer_demo():

@@ -100,24 +100,27 @@ test_bags, test_labels, test_where = make_bags(200)
 with torch.no_grad():
     logits = model(test_bags).squeeze(1)
     _, attention = pool(test_bags, return_attention=True)  # (bags, heads, queries, n)
-print(f"training loss {loss.item():.3f}, "
-      f"test accuracy {((logits > 0).float() == test_labels).float().mean():.3f}")
+print(
+    f"training loss {loss.item():.3f}, "
+    f"test accuracy {((logits > 0).float() == test_labels).float().mean():.3f}"
+)
 
 # %%
 # The attention of the learned query over the instances of eight test bags:
 # in the positive bags (top) it concentrates on the key instance, marked
 # with a white frame. The negative bags have no key: the weight spreads
 # out, or goes to whichever instance happens to resemble the key most.
-show = torch.cat([torch.nonzero(test_labels).flatten()[:4],
-                  torch.nonzero(1 - test_labels).flatten()[:4]])
+show = torch.cat(
+    [torch.nonzero(test_labels).flatten()[:4], torch.nonzero(1 - test_labels).flatten()[:4]]
+)
 weights = attention[show, 0, 0]
 fig, ax = plt.subplots(figsize=(6.5, 3.4))
 im = ax.imshow(weights, cmap="magma", vmin=0, vmax=1, aspect="auto")
 for row, b in enumerate(show[:4]):
-    ax.add_patch(plt.Rectangle((int(test_where[b]) - 0.5, row - 0.5), 1, 1, fill=False,
-                               ec="white", lw=2))
-ax.set_yticks(range(8), [f"bag {int(b)} ({'pos' if test_labels[b] else 'neg'})"
-                         for b in show])
+    ax.add_patch(
+        plt.Rectangle((int(test_where[b]) - 0.5, row - 0.5), 1, 1, fill=False, ec="white", lw=2)
+    )
+ax.set_yticks(range(8), [f"bag {int(b)} ({'pos' if test_labels[b] else 'neg'})" for b in show])
 ax.set_xlabel("instance")
 ax.set_title("HopfieldPooling attention of the learned query")
 fig.colorbar(im, ax=ax, label="weight")
@@ -145,6 +148,8 @@ ax.set_ylabel("instances")
 ax.set_title("The learned query scores the key far above the rest")
 ax.legend()
 fig.tight_layout()
-print(f"learned beta {beta.item():.2f}; mean score: key {key_scores.mean():.1f}, "
-      f"ordinary {other_scores.mean():.1f}")
+print(
+    f"learned beta {beta.item():.2f}; mean score: key {key_scores.mean():.1f}, "
+    f"ordinary {other_scores.mean():.1f}"
+)
 plt.show()

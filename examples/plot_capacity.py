@@ -50,7 +50,7 @@ for d in dims:
     for n in sizes:
         memory = 2 * torch.randint(0, 2, (n, d), generator=gen).float() - 1
         queries = memory[:n_queries].clone()
-        queries[:, d // 2:] = 0
+        queries[:, d // 2 :] = 0
         out = hopfield_retrieve(queries, memory, beta=2.0)
         accuracy.append((out.sign() == memory[:n_queries]).all(dim=1).float().mean().item())
     ax.plot(sizes, accuracy, "o-", label=f"d = {d}")
@@ -142,8 +142,10 @@ fig, ax = plt.subplots(figsize=(9, 4))
 for name, accuracy in curves.items():
     style = "s--" if name in kernel_methods else "o-"
     ax.plot(digit_sizes, accuracy, style, label=name)
-    print(f"{name:30s}", "  ".join(f"{n}: {a:.3f}" for n, a in zip(digit_sizes, accuracy,
-                                                                      strict=True)))
+    print(
+        f"{name:30s}",
+        "  ".join(f"{n}: {a:.3f}" for n, a in zip(digit_sizes, accuracy, strict=True)),
+    )
 ax.set_xscale("log")
 ax.set_ylim(-0.03, 1.03)
 ax.set_xlabel("number of stored digits")

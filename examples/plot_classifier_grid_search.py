@@ -42,8 +42,9 @@ warnings.simplefilter("ignore", ConvergenceWarning)
 # The data: 569 tumours, 30 features, two classes; a quarter is held out
 # for the final comparison.
 X, y = load_breast_cancer(return_X_y=True)
-X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y,
-                                                    random_state=0)
+X_train, X_test, y_train, y_test = train_test_split(
+    X, y, test_size=0.25, stratify=y, random_state=0
+)
 
 # %%
 # Tuning
@@ -52,8 +53,9 @@ X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, strati
 # stored prototypes (``similarity``) and how many prototypes are stored
 # (``n_memories``).
 # ``beta``, the inverse temperature, is learned during training.
-pipe = make_pipeline(StandardScaler(),
-                     HopfieldClassifier(max_iter=30 if QUICK else 100, random_state=0))
+pipe = make_pipeline(
+    StandardScaler(), HopfieldClassifier(max_iter=30 if QUICK else 100, random_state=0)
+)
 grid = {
     "hopfieldclassifier__similarity": ["neg_l2", "cosine"],
     "hopfieldclassifier__n_memories": [16, 64],
@@ -72,10 +74,13 @@ print("best:", search.best_params_, f"CV accuracy {search.best_score_:.3f}")
 similarities = grid["hopfieldclassifier__similarity"]
 sizes = grid["hopfieldclassifier__n_memories"]
 table = np.zeros((len(similarities), len(sizes)))
-for params, score in zip(search.cv_results_["params"], search.cv_results_["mean_test_score"],
-                         strict=True):
-    table[similarities.index(params["hopfieldclassifier__similarity"]),
-          sizes.index(params["hopfieldclassifier__n_memories"])] = score
+for params, score in zip(
+    search.cv_results_["params"], search.cv_results_["mean_test_score"], strict=True
+):
+    table[
+        similarities.index(params["hopfieldclassifier__similarity"]),
+        sizes.index(params["hopfieldclassifier__n_memories"]),
+    ] = score
 
 fig, ax = plt.subplots(figsize=(5, 2.6))
 im = ax.imshow(table, cmap="viridis")
@@ -99,15 +104,17 @@ fig.tight_layout()
 models = {
     "HopfieldClassifier (tuned)": search.best_estimator_,
     "HopfieldClassifier (defaults)": make_pipeline(
-        StandardScaler(), HopfieldClassifier(max_iter=30 if QUICK else 100, random_state=0)),
+        StandardScaler(), HopfieldClassifier(max_iter=30 if QUICK else 100, random_state=0)
+    ),
     "LogisticRegression": make_pipeline(StandardScaler(), LogisticRegression()),
     "SVC (rbf)": make_pipeline(StandardScaler(), SVC()),
     "KNeighborsClassifier": make_pipeline(StandardScaler(), KNeighborsClassifier()),
-    "RandomForestClassifier": make_pipeline(StandardScaler(),
-                                            RandomForestClassifier(random_state=0)),
-    "MLPClassifier": make_pipeline(StandardScaler(),
-                                   MLPClassifier(max_iter=200 if QUICK else 1000,
-                                                 random_state=0)),
+    "RandomForestClassifier": make_pipeline(
+        StandardScaler(), RandomForestClassifier(random_state=0)
+    ),
+    "MLPClassifier": make_pipeline(
+        StandardScaler(), MLPClassifier(max_iter=200 if QUICK else 1000, random_state=0)
+    ),
 }
 accuracy, fit_time = {}, {}
 for name, model in models.items():

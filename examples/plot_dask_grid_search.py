@@ -42,8 +42,10 @@ QUICK = os.environ.get("SKHOP_EXAMPLES_QUICK") == "1"
 
 X, y = load_breast_cancer(return_X_y=True)
 pipe = make_pipeline(StandardScaler(), HopfieldClassifier(random_state=0))
-grid = {"hopfieldclassifier__beta": [0.5, 2.0] if QUICK else [0.25, 1.0, 4.0],
-        "hopfieldclassifier__n_memories": [16] if QUICK else [16, 64]}
+grid = {
+    "hopfieldclassifier__beta": [0.5, 2.0] if QUICK else [0.25, 1.0, 4.0],
+    "hopfieldclassifier__n_memories": [16] if QUICK else [16, 64],
+}
 cv = 2 if QUICK else 3
 
 # %%
@@ -59,8 +61,10 @@ def search_on(client):
         search = GridSearchCV(pipe, grid, cv=cv, n_jobs=-1).fit(X, y)
     seconds = time.perf_counter() - t0
     n_workers = len(client.scheduler_info()["workers"])
-    print(f"{len(search.cv_results_['params']) * cv} fits on {n_workers} workers in "
-          f"{seconds:.1f} s; best {search.best_params_}, CV accuracy {search.best_score_:.3f}")
+    print(
+        f"{len(search.cv_results_['params']) * cv} fits on {n_workers} workers in "
+        f"{seconds:.1f} s; best {search.best_params_}, CV accuracy {search.best_score_:.3f}"
+    )
     return search
 
 
@@ -114,8 +118,9 @@ if __name__ == "__main__":
     # (the quick smoke-test run uses in-process workers: the same code path
     # without the process start-up)
     where = dict(processes=False) if QUICK else dict(processes=True, host="127.0.0.1")
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None,
-                           silence_logs=40, **where)
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, dashboard_address=None, silence_logs=40, **where
+    )
     with cluster, Client(cluster) as client:
         search = search_on(client)
         plot_scores(search)

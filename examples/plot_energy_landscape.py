@@ -60,8 +60,9 @@ titles = ["global average", "metastable states", "single patterns"]
 fine = torch.linspace(-3, 3, 121, dtype=torch.float64)
 gx, gy = torch.meshgrid(fine, fine, indexing="xy")
 plane = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
-paths_from = torch.tensor([[-2.5, 0.2], [2.5, 2.5], [0.5, -2.8], [2.8, -1.0], [0.0, 2.8]],
-                          dtype=torch.float64)
+paths_from = torch.tensor(
+    [[-2.5, 0.2], [2.5, 2.5], [0.5, -2.8], [2.8, -1.0], [0.0, 2.8]], dtype=torch.float64
+)
 
 fig, axes = plt.subplots(1, 3, figsize=(12, 4.8), sharey=True, layout="constrained")
 for ax, beta, title in zip(axes, betas, titles, strict=True):
@@ -75,8 +76,7 @@ for ax, beta, title in zip(axes, betas, titles, strict=True):
         ax.plot(path[:, 0], path[:, 1], "-", color="white", lw=0.8, alpha=0.8)
     ax.plot(memory[:, 0], memory[:, 1], "o", color="tab:red", ms=6, label="stored patterns")
     fp = fixed_points(beta)
-    ax.plot(fp[:, 0], fp[:, 1], "*", color="yellow", mec="black", ms=14,
-            label="fixed points")
+    ax.plot(fp[:, 0], fp[:, 1], "*", color="yellow", mec="black", ms=14, label="fixed points")
     ax.set_title(f"beta = {beta:g}: {title}\n{len(fp)} fixed point{'s' if len(fp) > 1 else ''}")
     ax.set_aspect("equal")
     ax.set_xlabel("x1")
@@ -127,8 +127,10 @@ for _ in range(10):
     state = hopfield_retrieve(state, memory, beta=5.0)
     energies.append(hopfield_energy(state, memory, beta=5.0))
 energies = torch.stack(energies)
-print("largest increase of any query's energy in one update:",
-      float((energies[1:] - energies[:-1]).max()))
+print(
+    "largest increase of any query's energy in one update:",
+    float((energies[1:] - energies[:-1]).max()),
+)
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.plot(energies.numpy(), color="tab:gray", alpha=0.3, lw=0.8)

@@ -87,12 +87,15 @@ repeats = 1 if QUICK else 2
 # The error as more and more entries are missing
 # ----------------------------------------------
 # Each point averages ``repeats`` random draws of the missing entries.
-results = {name: [error(make(), rate, repeats) for rate in rates]
-           for name, make in imputers.items()}
+results = {
+    name: [error(make(), rate, repeats) for rate in rates] for name, make in imputers.items()
+}
 for name, rows in results.items():
-    print(f"{name:22s}", "  ".join(f"{r:.0%}: {e:.3f}" for r, (e, _) in zip(rates, rows,
-                                                                             strict=True)),
-          f"  (fit + transform {np.mean([t for _, t in rows]):.2f} s on average)")
+    print(
+        f"{name:22s}",
+        "  ".join(f"{r:.0%}: {e:.3f}" for r, (e, _) in zip(rates, rows, strict=True)),
+        f"  (fit + transform {np.mean([t for _, t in rows]):.2f} s on average)",
+    )
 
 fig, ax = plt.subplots(figsize=(6, 3.8))
 for name, rows in results.items():
@@ -121,14 +124,14 @@ fig.tight_layout()
 # Hopfield imputer with its automatic ``beta`` (from the curve above).
 neighbors = [1, 5, 30] if QUICK else [1, 2, 3, 5, 8, 12, 20, 35, 50, 100]
 knn = [error(KNNImputer(n_neighbors=k), 0.3, repeats)[0] for k in neighbors]
-knn_weighted = [error(KNNImputer(n_neighbors=k, weights="distance"), 0.3, repeats)[0]
-                for k in neighbors]
+knn_weighted = [
+    error(KNNImputer(n_neighbors=k, weights="distance"), 0.3, repeats)[0] for k in neighbors
+]
 hopfield_error = results["HopfieldImputer"][rates.index(0.3)][0]
 
 fig, ax = plt.subplots(figsize=(6, 3.8))
 ax.plot(neighbors, knn, "o-", color="tab:orange", label="KNNImputer, uniform")
-ax.plot(neighbors, knn_weighted, "s--", color="tab:orange",
-        label='KNNImputer, weights="distance"')
+ax.plot(neighbors, knn_weighted, "s--", color="tab:orange", label='KNNImputer, weights="distance"')
 ax.axhline(hopfield_error, color="tab:blue", label="HopfieldImputer (defaults)")
 ax.set_xscale("log")
 ax.set_xlabel("n_neighbors")

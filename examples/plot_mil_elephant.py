@@ -55,17 +55,24 @@ if QUICK:  # a few epochs only: the models do not converge, and say so
 #   classifier sees; one network, one head and one query give a single
 #   attention per bag, and ``beta=1`` suits its single 64-dimensional head.
 bags, y = load_mil("elephant", return_X_y=True)
-train, test = train_test_split(np.arange(len(bags)), test_size=0.3, stratify=y,
-                               random_state=0)
+train, test = train_test_split(np.arange(len(bags)), test_size=0.3, stratify=y, random_state=0)
 bags_train, bags_test = [bags[i] for i in train], [bags[i] for i in test]
 y_train, y_test = y[train], y[test]
 
-default = make_pipeline(BagStandardScaler(),
-                        HopfieldMILClassifier(max_iter=max_iter, random_state=0))
+default = make_pipeline(
+    BagStandardScaler(), HopfieldMILClassifier(max_iter=max_iter, random_state=0)
+)
 readable = make_pipeline(
     BagStandardScaler(),
-    HopfieldMILClassifier(pooling=(), n_members=1, num_heads=1, num_queries=1, beta=1.0,
-                          max_iter=max_iter, random_state=0),
+    HopfieldMILClassifier(
+        pooling=(),
+        n_members=1,
+        num_heads=1,
+        num_queries=1,
+        beta=1.0,
+        max_iter=max_iter,
+        random_state=0,
+    ),
 )
 
 
@@ -77,12 +84,15 @@ def summarise(bags):
     return np.array([np.concatenate([b.mean(0), b.max(0), b.min(0)]) for b in bags])
 
 
-baseline = make_pipeline(FunctionTransformer(summarise), StandardScaler(),
-                         LogisticRegression(C=0.1, max_iter=2000))
+baseline = make_pipeline(
+    FunctionTransformer(summarise), StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)
+)
 
-models = {"HopfieldMILClassifier()": default,
-          "readable: one query, beta=1": readable,
-          "mean/max/min + LogisticRegression": baseline}
+models = {
+    "HopfieldMILClassifier()": default,
+    "readable: one query, beta=1": readable,
+    "mean/max/min + LogisticRegression": baseline,
+}
 scores = {}
 for name, model in models.items():
     model.fit(bags_train, y_train)
@@ -121,8 +131,7 @@ for ax, i in zip(axes.ravel(), shown, strict=True):
     ax.axhline(1 / len(a), color="black", ls="--", lw=1)
     ax.set_xticks(np.arange(len(a)))
     ax.tick_params(labelsize=7)
-    ax.set_title(f"{'elephant' if y_test[i] else 'no elephant'}, p = {proba[i]:.2f}",
-                 fontsize=9)
+    ax.set_title(f"{'elephant' if y_test[i] else 'no elephant'}, p = {proba[i]:.2f}", fontsize=9)
     ax.set_xlabel("instance (region)", fontsize=8)
 axes[0, 0].set_ylabel("attention")
 axes[1, 0].set_ylabel("attention")
@@ -145,20 +154,26 @@ fig.tight_layout()
 # exactly when it holds one. A model that has learned the concept should
 # put more attention on the witnesses than their share of the bag.
 n_bags = 120 if QUICK else 200
-syn_bags, syn_y, witnesses = make_mil_bags(n_bags=n_bags, n_features=20, separation=3.0,
-                                           random_state=0)
+syn_bags, syn_y, witnesses = make_mil_bags(
+    n_bags=n_bags, n_features=20, separation=3.0, random_state=0
+)
 half = int(0.7 * n_bags)
 syn_model = clone(readable).fit(syn_bags[:half], syn_y[:half])
 syn_attention = syn_model[-1].instance_attention(syn_model[0].transform(syn_bags[half:]))
-print("synthetic test ROC AUC "
-      f"{roc_auc_score(syn_y[half:], syn_model.predict_proba(syn_bags[half:])[:, 1]):.3f}")
+print(
+    "synthetic test ROC AUC "
+    f"{roc_auc_score(syn_y[half:], syn_model.predict_proba(syn_bags[half:])[:, 1]):.3f}"
+)
 
-positive = [(a, w) for a, w, t in zip(syn_attention, witnesses[half:], syn_y[half:],
-                                      strict=True) if t == 1]
+positive = [
+    (a, w) for a, w, t in zip(syn_attention, witnesses[half:], syn_y[half:], strict=True) if t == 1
+]
 share = np.array([w.mean() for _, w in positive])
 on_witnesses = np.array([a[w == 1].sum() for a, w in positive])
-print(f"positive test bags: witnesses are {share.mean():.0%} of the instances and get "
-      f"{on_witnesses.mean():.0%} of the attention")
+print(
+    f"positive test bags: witnesses are {share.mean():.0%} of the instances and get "
+    f"{on_witnesses.mean():.0%} of the attention"
+)
 
 fig, ax = plt.subplots(figsize=(5, 4.5))
 ax.scatter(share, on_witnesses, color="tab:red", alpha=0.7)

@@ -59,7 +59,7 @@ print(f"{len(memory)} stored images of {side}x{side} pixels")
 # protocol sets the unknown pixels to 0 (black) without telling the model;
 # we also try telling it, with NaN.
 unknown = np.zeros((side, side), dtype=bool)
-unknown[side // 2:] = True
+unknown[side // 2 :] = True
 unknown = unknown.reshape(-1)
 zeros = memory.copy()
 zeros[:, unknown] = 0.0
@@ -74,12 +74,9 @@ nans[:, unknown] = np.nan
 mem_t, zeros_t = torch.from_numpy(memory), torch.from_numpy(zeros)
 retriever = KernelHopfieldRetriever(random_state=0).fit(memory)
 results = {
-    "dot, beta=1\n(the paper's rule)":
-        hopfield_retrieve(zeros_t, mem_t, beta=1.0).numpy(),
-    "dot, beta=50":
-        hopfield_retrieve(zeros_t, mem_t, beta=50.0).numpy(),
-    "cosine, beta=50":
-        hopfield_retrieve(zeros_t, mem_t, beta=50.0, similarity="cosine").numpy(),
+    "dot, beta=1\n(the paper's rule)": hopfield_retrieve(zeros_t, mem_t, beta=1.0).numpy(),
+    "dot, beta=50": hopfield_retrieve(zeros_t, mem_t, beta=50.0).numpy(),
+    "cosine, beta=50": hopfield_retrieve(zeros_t, mem_t, beta=50.0, similarity="cosine").numpy(),
     "KernelHopfield-\nRetriever, zeros": retriever.transform(zeros),
     "KernelHopfield-\nRetriever, NaN": retriever.transform(nans),
 }
@@ -97,8 +94,10 @@ accuracy = {name: hit.mean() for name, hit in hits.items()}
 for name, acc in accuracy.items():
     print(f"{name.replace(chr(10), ' '):40s} {acc:6.1%}")
 chosen = retriever.query_similarity(zeros)
-print(f"KernelHopfieldRetriever compared {np.mean(chosen == 'cosine'):.0%} of the zero-filled "
-      f"queries by cosine, with beta_ = {retriever.beta_['cosine']:.0f}")
+print(
+    f"KernelHopfieldRetriever compared {np.mean(chosen == 'cosine'):.0%} of the zero-filled "
+    f"queries by cosine, with beta_ = {retriever.beta_['cosine']:.0f}"
+)
 
 # %%
 # What comes back

@@ -48,11 +48,15 @@ torch.set_num_threads(1)
 class HopfieldDigits(nn.Module):
     """A Hopfield layer whose stored patterns are learned prototypes."""
 
-    def __init__(self, n_features=64, n_classes=10, num_memories=100, hidden_size=64,
-                 num_heads=4):
+    def __init__(self, n_features=64, n_classes=10, num_memories=100, hidden_size=64, num_heads=4):
         super().__init__()
-        self.hopfield = HopfieldLayer(n_features, num_memories, output_size=n_classes,
-                                      hidden_size=hidden_size, num_heads=num_heads)
+        self.hopfield = HopfieldLayer(
+            n_features,
+            num_memories,
+            output_size=n_classes,
+            hidden_size=hidden_size,
+            num_heads=num_heads,
+        )
 
     def forward(self, X):
         return self.hopfield(X)
@@ -66,8 +70,9 @@ if QUICK:
     X, y = X[:500], y[:500]
 X = StandardScaler().fit_transform(X).astype(np.float32)
 y = y.astype(np.int64)
-X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0,
-                                                    stratify=y)
+X_train, X_test, y_train, y_test = train_test_split(
+    X, y, test_size=0.25, random_state=0, stratify=y
+)
 
 # %%
 # skorch: a schedule, a checkpoint of the best epoch, a scoring callback
@@ -85,8 +90,15 @@ net = skorch.NeuralNetClassifier(
     callbacks=[
         LRScheduler(policy="CosineAnnealingLR", T_max=max_epochs),
         EpochScoring("accuracy", name="valid_accuracy", lower_is_better=False),
-        Checkpoint(monitor="valid_accuracy_best", load_best=True, dirname=None,
-                   f_params=None, f_optimizer=None, f_criterion=None, f_history=None),
+        Checkpoint(
+            monitor="valid_accuracy_best",
+            load_best=True,
+            dirname=None,
+            f_params=None,
+            f_optimizer=None,
+            f_criterion=None,
+            f_history=None,
+        ),
     ],
     verbose=0,
 )

@@ -10,8 +10,14 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-__all__ = ["resolve_device", "torch_threads", "seeded", "seed_from", "VersionedStateMixin",
-           "validate_data"]
+__all__ = [
+    "resolve_device",
+    "torch_threads",
+    "seeded",
+    "seed_from",
+    "VersionedStateMixin",
+    "validate_data",
+]
 
 
 def resolve_device(device):
@@ -71,8 +77,7 @@ def seeded(seed, device):
 def check_n_threads(n_threads):
     if n_threads is None:
         return
-    if not isinstance(n_threads, numbers.Integral) or isinstance(n_threads, bool) \
-            or n_threads < 1:
+    if not isinstance(n_threads, numbers.Integral) or isinstance(n_threads, bool) or n_threads < 1:
         raise ValueError(f"n_threads must be None or a positive int, got {n_threads!r}.")
 
 
@@ -87,8 +92,11 @@ def _atomic(method):
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         before = dict(self.__dict__)
-        weights = {key: {n: t.detach().clone() for n, t in value.state_dict().items()}
-                   for key, value in before.items() if isinstance(value, torch.nn.Module)}
+        weights = {
+            key: {n: t.detach().clone() for n, t in value.state_dict().items()}
+            for key, value in before.items()
+            if isinstance(value, torch.nn.Module)
+        }
         try:
             return method(self, *args, **kwargs)
         except BaseException:
@@ -128,8 +136,7 @@ class VersionedStateMixin:
         from . import __version__
         from .nn._rebuild import Rebuildable, module_to_state
 
-        state = super().__getstate__() if hasattr(super(), "__getstate__") else dict(
-            self.__dict__)
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else dict(self.__dict__)
         state = dict(state)
         for key, value in state.items():
             if isinstance(value, torch.nn.Module) and isinstance(value, Rebuildable):
@@ -149,8 +156,10 @@ class VersionedStateMixin:
             if changed:
                 warnings.warn(
                     f"{type(self).__name__} was pickled under other versions ("
-                    + ", ".join(changed) + "); predictions may differ.",
-                    UserWarning, stacklevel=2,
+                    + ", ".join(changed)
+                    + "); predictions may differ.",
+                    UserWarning,
+                    stacklevel=2,
                 )
         if hasattr(super(), "__setstate__"):
             super().__setstate__(state)

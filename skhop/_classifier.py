@@ -55,8 +55,7 @@ def _adamw(module, learning_rate, weight_decay):
     """
     params = [p for p in module.parameters() if p.requires_grad]
     try:
-        return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay,
-                                 fused=True)
+        return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
 
@@ -89,9 +88,19 @@ class _PrototypeNet(Rebuildable, nn.Module):
         Add a linear function of the input to each head's class scores.
     """
 
-    def __init__(self, n_features, n_classes, n_memories, n_heads=1, hidden_dim=None,
-                 beta=1.0, learn_beta=True, similarity="neg_l2", dropout=0.0,
-                 linear_head=True):
+    def __init__(
+        self,
+        n_features,
+        n_classes,
+        n_memories,
+        n_heads=1,
+        hidden_dim=None,
+        beta=1.0,
+        learn_beta=True,
+        similarity="neg_l2",
+        dropout=0.0,
+        linear_head=True,
+    ):
         super().__init__()
         self.similarity = similarity
         self.dropout = dropout
@@ -105,8 +114,9 @@ class _PrototypeNet(Rebuildable, nn.Module):
         self.targets = nn.Parameter(torch.zeros(n_heads, n_memories, n_classes))
         if linear_head:
             bound = 1.0 / math.sqrt(n_features)
-            self.weight = nn.Parameter(torch.empty(n_features, n_heads * n_classes)
-                                       .uniform_(-bound, bound))
+            self.weight = nn.Parameter(
+                torch.empty(n_features, n_heads * n_classes).uniform_(-bound, bound)
+            )
             self.bias = nn.Parameter(torch.zeros(n_heads * n_classes))
         else:
             self.weight = self.bias = None
@@ -182,13 +192,16 @@ def _stratified_rows(y, n_memories, rng):
             left -= take
             if left == 0:
                 break
-    chosen = [rng.choice(np.flatnonzero(y == c), size=q, replace=False)
-              for c, q in zip(classes, quota, strict=True)]
+    chosen = [
+        rng.choice(np.flatnonzero(y == c), size=q, replace=False)
+        for c, q in zip(classes, quota, strict=True)
+    ]
     return np.sort(np.concatenate(chosen))
 
 
-class HopfieldClassifier(VersionedStateMixin, NeuralClassifierMixin, ClassifierMixin,
-                         BaseEstimator):
+class HopfieldClassifier(
+    VersionedStateMixin, NeuralClassifierMixin, ClassifierMixin, BaseEstimator
+):
     """Classifier that stores learned prototypes in a modern Hopfield layer.
 
     An input retrieves from ``n_memories`` stored patterns (prototypes) with
@@ -336,8 +349,7 @@ class HopfieldClassifier(VersionedStateMixin, NeuralClassifierMixin, ClassifierM
     """
 
     _parameter_constraints = {
-        "n_memories": [Interval(numbers.Integral, 1, None, closed="left"),
-                       StrOptions({"auto"})],
+        "n_memories": [Interval(numbers.Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "beta": [Interval(numbers.Real, 0, None, closed="neither"), None],
         "learn_beta": ["boolean"],
         "similarity": [StrOptions({"neg_l2", "cosine", "dot"})],
@@ -348,8 +360,7 @@ class HopfieldClassifier(VersionedStateMixin, NeuralClassifierMixin, ClassifierM
         "label_smoothing": [Interval(numbers.Real, 0, 1, closed="left")],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left"),
-                       StrOptions({"auto"})],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "early_stopping": ["boolean"],
@@ -461,8 +472,9 @@ class HopfieldClassifier(VersionedStateMixin, NeuralClassifierMixin, ClassifierM
                 module = copy.deepcopy(self.module_)
                 seeded_by = np.full((len(train_idx), self.module_.stored.shape[0]), -1)
             else:
-                module, seeded_by = self._init_module(X[train_idx], y_enc[train_idx],
-                                                      len(classes), rng)
+                module, seeded_by = self._init_module(
+                    X[train_idx], y_enc[train_idx], len(classes), rng
+                )
             module = module.to(device)
             n_memories = module.stored.shape[1]
 
@@ -478,24 +490,36 @@ class HopfieldClassifier(VersionedStateMixin, NeuralClassifierMixin, ClassifierM
             premask = seeded_by.size * n_memories <= _PREMASK_ELEMENTS
             if premask:
                 own = torch.zeros(own.shape + (n_memories,), device=device).masked_fill_(
-                    own.unsqueeze(-1) == memory_ids, float("-inf"))
+                    own.unsqueeze(-1) == memory_ids, float("-inf")
+                )
             # labels and weights repeated per head, so the loss is one flat cross-entropy
             y_heads = np.repeat(y_enc[train_idx, None], n_heads, axis=1)
             w_heads = np.repeat(sw[train_idx, None], n_heads, axis=1)
-            tensors = (to_t(X[train_idx]), to_t(y_heads, torch.long),
-                       to_t(w_heads, torch.float32), own)
+            tensors = (
+                to_t(X[train_idx]),
+                to_t(y_heads, torch.long),
+                to_t(w_heads, torch.float32),
+                own,
+            )
             validation = None
             if val_idx is not None:
-                validation = (to_t(X[val_idx]), to_t(y_enc[val_idx], torch.long),
-                              to_t(sw[val_idx], torch.float32))
+                validation = (
+                    to_t(X[val_idx]),
+                    to_t(y_enc[val_idx], torch.long),
+                    to_t(sw[val_idx], torch.float32),
+                )
             smoothing = float(self.label_smoothing)
             n_classes = len(classes)
 
             def batch_loss(net, xb, yb, wb, sb):
                 mask = sb if premask else sb.unsqueeze(-1) == memory_ids
                 logits = net(xb, mask if n_memories > 1 else None)  # (batch, heads, classes)
-                loss = F.cross_entropy(logits.reshape(-1, n_classes), yb.reshape(-1),
-                                       reduction="none", label_smoothing=smoothing)
+                loss = F.cross_entropy(
+                    logits.reshape(-1, n_classes),
+                    yb.reshape(-1),
+                    reduction="none",
+                    label_smoothing=smoothing,
+                )
                 # every head's weighted mean loss, summed over the heads
                 wb = wb.reshape(-1)
                 return loss.dot(wb) * n_heads / wb.sum()
@@ -505,13 +529,20 @@ class HopfieldClassifier(VersionedStateMixin, NeuralClassifierMixin, ClassifierM
                 return ((pred == yv).float() * wv).sum() / wv.sum()
 
             result, _ = train(
-                module, batch_loss, tensors, max_iter=self.max_iter,
+                module,
+                batch_loss,
+                tensors,
+                max_iter=self.max_iter,
                 optimizer=_adamw(module, self.learning_rate, self.weight_decay),
                 batch_size=self._resolve_batch_size(len(train_idx)),
-                learning_rate=self.learning_rate, weight_decay=self.weight_decay,
-                tol=self.tol, n_iter_no_change=self.n_iter_no_change,
-                validation=validation, validation_score=val_score if validation else None,
-                verbose=self.verbose, name=type(self).__name__,
+                learning_rate=self.learning_rate,
+                weight_decay=self.weight_decay,
+                tol=self.tol,
+                n_iter_no_change=self.n_iter_no_change,
+                validation=validation,
+                validation_score=val_score if validation else None,
+                verbose=self.verbose,
+                name=type(self).__name__,
             )
             module = module.cpu()
         # fitted attributes only now, so an interrupted fit leaves the estimator as it was
@@ -534,10 +565,17 @@ class HopfieldClassifier(VersionedStateMixin, NeuralClassifierMixin, ClassifierM
         dim = n_features if self.hidden_dim is None else self.hidden_dim
         beta = 1.0 / math.sqrt(dim) if self.beta is None else float(self.beta)
         net = _PrototypeNet(
-            int(n_features), int(n_classes), int(n_memories), n_heads=n_heads,
+            int(n_features),
+            int(n_classes),
+            int(n_memories),
+            n_heads=n_heads,
             hidden_dim=None if self.hidden_dim is None else int(self.hidden_dim),
-            beta=beta, learn_beta=bool(self.learn_beta), similarity=str(self.similarity),
-            dropout=float(self.dropout), linear_head=bool(self.linear_head))
+            beta=beta,
+            learn_beta=bool(self.learn_beta),
+            similarity=str(self.similarity),
+            dropout=float(self.dropout),
+            linear_head=bool(self.linear_head),
+        )
         patterns = np.empty((n_heads, n_memories, n_features), dtype=np.float32)
         labels = np.empty((n_heads, n_memories), dtype=np.int64)
         seeded_by = np.full((n, n_heads), -1)
@@ -565,6 +603,7 @@ class HopfieldClassifier(VersionedStateMixin, NeuralClassifierMixin, ClassifierM
         out = np.empty((X.shape[0], len(self.classes_)))
         with torch_threads(self.n_threads), torch.no_grad():
             for s in range(0, X.shape[0], _PREDICT_CHUNK):
-                out[s:s + _PREDICT_CHUNK] = module.log_proba(
-                    torch.from_numpy(X[s:s + _PREDICT_CHUNK])).numpy()
+                out[s : s + _PREDICT_CHUNK] = module.log_proba(
+                    torch.from_numpy(X[s : s + _PREDICT_CHUNK])
+                ).numpy()
         return out

@@ -108,8 +108,7 @@ def _block_rows(n_memories, chunk_size):
 class _Memory:
     """The stored rows on the working device, with what the scores need."""
 
-    def __init__(self, x, missing, fallback, feature_map, similarity, device, dtype,
-                 weights=None):
+    def __init__(self, x, missing, fallback, feature_map, similarity, device, dtype, weights=None):
         self.x = torch.as_tensor(x, dtype=dtype, device=device)
         self.fallback = torch.as_tensor(fallback, dtype=dtype, device=device)
         self.observed = (~torch.as_tensor(missing, device=device)).to(dtype)
@@ -132,8 +131,9 @@ class _Memory:
         if self.feature_map is None:
             return _masked_scores(q, oq, self.weighted, self.similarity)
         # kernel mode: unobserved entries of the state hold the column mean
-        return similarity_scores(self.feature_map(self._filled(q, oq)), self.features,
-                                 self.similarity)
+        return similarity_scores(
+            self.feature_map(self._filled(q, oq)), self.features, self.similarity
+        )
 
 
 def _read_out(s, mem, separation, top_k, rows_cols):
@@ -168,8 +168,9 @@ def _read_out(s, mem, separation, top_k, rows_cols):
             pick = torch.nonzero(r_cols == col).squeeze(1)
             sc = s[r_rows[pick]]
             lacking = (mem.observed[:, col] < 0.5) | torch.isneginf(sc)
-            w = separate(sc.masked_fill(lacking, float("-inf")), separation, mask=lacking,
-                         top_k=top_k)
+            w = separate(
+                sc.masked_fill(lacking, float("-inf")), separation, mask=lacking, top_k=top_k
+            )
             total = w.sum(-1)
             val = (w @ mem.x[:, col]) / total.clamp_min(torch.finfo(total.dtype).tiny)
             fills[redo[pick]] = torch.where(total > 0, val, torch.zeros_like(val))
@@ -198,8 +199,8 @@ def _complete(z, missing, mem, beta, sharpen, separation, top_k, n_steps, block_
     """Fill the missing entries of working-space rows ``z`` (0 at missing entries) in place."""
     L = z.shape[0]
     for start in range(0, L, block_rows):
-        q = z[start:start + block_rows]
-        miss = missing[start:start + block_rows]
+        q = z[start : start + block_rows]
+        miss = missing[start : start + block_rows]
         rows, cols = torch.nonzero(miss, as_tuple=True)
         if rows.numel() == 0:
             continue
@@ -217,7 +218,7 @@ def _complete(z, missing, mem, beta, sharpen, separation, top_k, n_steps, block_
             fills = torch.where(empty, mem.fallback[cols], fills)
             state = q.index_put((rows, cols), fills)
             oq = torch.ones_like(oq)
-        z[start:start + block_rows] = state
+        z[start : start + block_rows] = state
     return z
 
 
@@ -240,8 +241,7 @@ def _select_beta(mem, scale_grid, separation, top_k, block_rows, n_rows, n_repea
     count = 0
     unit = None
     for _ in range(n_repeats):
-        take = eligible if eligible.size <= n_rows else rng.choice(eligible, n_rows,
-                                                                    replace=False)
+        take = eligible if eligible.size <= n_rows else rng.choice(eligible, n_rows, replace=False)
         obs_np = observed[torch.as_tensor(take, device=x.device)].cpu().numpy() > 0.5
         # one observed column per row, uniformly at random (vectorised)
         keys = rng.random_sample(obs_np.shape) * obs_np
@@ -249,8 +249,8 @@ def _select_beta(mem, scale_grid, separation, top_k, block_rows, n_rows, n_repea
         idx = torch.as_tensor(take, device=x.device)
         col = torch.as_tensor(hide, device=x.device)
         for start in range(0, idx.shape[0], block_rows):
-            r = idx[start:start + block_rows]
-            c = col[start:start + block_rows]
+            r = idx[start : start + block_rows]
+            c = col[start : start + block_rows]
             n = r.shape[0]
             ar = torch.arange(n, device=x.device)
             oq = observed[r].clone()
@@ -294,13 +294,28 @@ class _MetricNet(nn.Module):
 
 def _hide_one(observed_rows):
     """One observed column per row, uniformly at random (torch RNG)."""
-    keys = torch.rand(observed_rows.shape, dtype=observed_rows.dtype,
-                      device=observed_rows.device) * observed_rows
+    keys = (
+        torch.rand(observed_rows.shape, dtype=observed_rows.dtype, device=observed_rows.device)
+        * observed_rows
+    )
     return keys.argmax(-1)
 
 
-def _learn_weights(x, observed, complete, beta, similarity, separation, top_k, *, max_iter,
-                   learning_rate, max_rows, batch_size, learn_beta=True):
+def _learn_weights(
+    x,
+    observed,
+    complete,
+    beta,
+    similarity,
+    separation,
+    top_k,
+    *,
+    max_iter,
+    learning_rate,
+    max_rows,
+    batch_size,
+    learn_beta=True,
+):
     """Fit feature weights and beta by self-supervised completion of hidden observed entries.
 
     Each step hides one observed entry of each row of a batch, fills it from
@@ -336,8 +351,7 @@ def _learn_weights(x, observed, complete, beta, similarity, separation, top_k, *
         lacking = observed[:, col].mT < 0.5
         lacking[ar, rows] = True  # not itself
         lacking = lacking | torch.isneginf(s)
-        a = separate(s.masked_fill(lacking, float("-inf")), separation, mask=lacking,
-                     top_k=top_k)
+        a = separate(s.masked_fill(lacking, float("-inf")), separation, mask=lacking, top_k=top_k)
         total = a.sum(-1)
         fill = (a * x[:, col].mT).sum(-1) / total.clamp_min(torch.finfo(total.dtype).tiny)
         has = (~lacking).any(-1)
@@ -345,10 +359,18 @@ def _learn_weights(x, observed, complete, beta, similarity, separation, top_k, *
         return torch.where(has, err, torch.zeros_like(err)).sum() / has.sum().clamp_min(1)
 
     with torch.enable_grad():
-        result, _ = train(net, batch_loss, (eligible,), max_iter=max_iter,
-                          batch_size=eligible.numel(),
-                          learning_rate=learning_rate, weight_decay=0.0, tol=1e-4,
-                          n_iter_no_change=_TRAIN_PATIENCE, name="feature weights")
+        result, _ = train(
+            net,
+            batch_loss,
+            (eligible,),
+            max_iter=max_iter,
+            batch_size=eligible.numel(),
+            learning_rate=learning_rate,
+            weight_decay=0.0,
+            tol=1e-4,
+            n_iter_no_change=_TRAIN_PATIENCE,
+            name="feature weights",
+        )
     w = net.log_weights.detach().exp()
     beta = float(net.log_beta.detach().exp())
     return (w / w.mean()).cpu().numpy().astype(np.float64), beta, list(result.loss_curve)
@@ -359,7 +381,7 @@ def _is_nan(value):
 
 
 # beta = a / (median |score|) for a on this grid when beta="auto"
-_BETA_GRID = tuple(2.0 ** k for k in range(-2, 11))
+_BETA_GRID = tuple(2.0**k for k in range(-2, 11))
 _DEFAULT_BETA_SCALE = 4.0
 # sharpening is kept unless it raises the self-supervised error by more than this share
 _SHARPEN_TOL = 0.01
@@ -647,8 +669,15 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
 
     def _validate(self, X, *, reset, copy):
         allow = "allow-nan" if _is_nan(self.missing_values) else True
-        return validate_data(self, X, dtype=FLOAT_DTYPES, ensure_all_finite=allow,
-                             copy=copy, force_writeable=True, reset=reset)
+        return validate_data(
+            self,
+            X,
+            dtype=FLOAT_DTYPES,
+            ensure_all_finite=allow,
+            copy=copy,
+            force_writeable=True,
+            reset=reset,
+        )
 
     def _missing_mask(self, X):
         if _is_nan(self.missing_values):
@@ -657,12 +686,16 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
 
     def _check_options(self):
         if self.separation == "topk" and self.top_k is None:
-            raise ValueError("separation='topk' needs top_k, the number of stored rows kept; "
-                             "set top_k to a positive int.")
+            raise ValueError(
+                "separation='topk' needs top_k, the number of stored rows kept; "
+                "set top_k to a positive int."
+            )
         if self.feature_weights == "learned" and self._kernel_mode():
-            raise ValueError("feature_weights='learned' is not available with a Stage I "
-                             "feature map (feature_dim or separation_loss set); use "
-                             "feature_weights='auto' or 'uniform'.")
+            raise ValueError(
+                "feature_weights='learned' is not available with a Stage I "
+                "feature map (feature_dim or separation_loss set); use "
+                "feature_weights='auto' or 'uniform'."
+            )
         check_n_threads(self.n_threads)
         return resolve_device(self.device)
 
@@ -714,21 +747,34 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         beta_grid = beta_errors = None
         with torch_threads(self.n_threads), seeded(seed, device), torch.no_grad():
             if self._kernel_mode() and memories.shape[1] > 0:
-                filled = torch.as_tensor(np.where(memory_mask, fallback, memories),
-                                         dtype=dtype, device=device)
+                filled = torch.as_tensor(
+                    np.where(memory_mask, fallback, memories), dtype=dtype, device=device
+                )
                 with torch.enable_grad():
                     feature_map, stage_curve = fit_feature_map(
-                        filled, feature_dim=self.feature_dim,
-                        separation_loss=self.separation_loss, tau=self.tau,
-                        max_iter=self.max_iter, learning_rate=self.learning_rate)
+                        filled,
+                        feature_dim=self.feature_dim,
+                        separation_loss=self.separation_loss,
+                        tau=self.tau,
+                        max_iter=self.max_iter,
+                        learning_rate=self.learning_rate,
+                    )
             if memories.shape[1] > 0:
-                mem = _Memory(memories, memory_mask, fallback, feature_map, self.similarity,
-                              device, dtype)
+                mem = _Memory(
+                    memories, memory_mask, fallback, feature_map, self.similarity, device, dtype
+                )
                 block = _block_rows(memories.shape[0], self.chunk_size)
                 if self.beta == "auto":
                     errors, unit = _select_beta(
-                        mem, _BETA_GRID, self.separation, self.top_k, block, _SELECT_ROWS,
-                        _SELECT_REPEATS, rng)
+                        mem,
+                        _BETA_GRID,
+                        self.separation,
+                        self.top_k,
+                        block,
+                        _SELECT_ROWS,
+                        _SELECT_REPEATS,
+                        rng,
+                    )
                     if errors is None:
                         beta = _DEFAULT_BETA_SCALE
                     else:
@@ -736,20 +782,32 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
                         off, on = int(np.argmin(errors[0])), int(np.argmin(errors[1]))
                         # near-ties go to sharpening: stored rows are then recalled exactly
                         sharpen = self.similarity != "dot" and (
-                            errors[1, on] <= (1.0 + _SHARPEN_TOL) * errors[0, off])
+                            errors[1, on] <= (1.0 + _SHARPEN_TOL) * errors[0, off]
+                        )
                         beta_errors = errors[int(sharpen)]
                         beta = float(beta_grid[on if sharpen else off])
                 else:
                     beta = float(self.beta)
                 learned = self.feature_weights == "learned" or (
-                    self.feature_weights == "auto" and not self._kernel_mode()
-                    and memories.shape[1] <= _AUTO_LEARN_MAX_FEATURES)
+                    self.feature_weights == "auto"
+                    and not self._kernel_mode()
+                    and memories.shape[1] <= _AUTO_LEARN_MAX_FEATURES
+                )
                 if learned:
                     weights, beta, stage_curve = _learn_weights(
-                        mem.x, mem.observed, mem.complete, beta, self.similarity,
-                        self.separation, self.top_k, max_iter=self.max_iter,
-                        learning_rate=self.learning_rate, max_rows=_TRAIN_ROWS,
-                        batch_size=_TRAIN_BATCH, learn_beta=self.beta == "auto")
+                        mem.x,
+                        mem.observed,
+                        mem.complete,
+                        beta,
+                        self.similarity,
+                        self.separation,
+                        self.top_k,
+                        max_iter=self.max_iter,
+                        learning_rate=self.learning_rate,
+                        max_rows=_TRAIN_ROWS,
+                        batch_size=_TRAIN_BATCH,
+                        learn_beta=self.beta == "auto",
+                    )
             else:
                 beta = 1.0 if self.beta == "auto" else float(self.beta)
         indicator = None
@@ -769,7 +827,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         self.sharpen_ = bool(sharpen)
         self.beta_grid_ = beta_grid
         self.beta_errors_ = beta_errors
-        self.feature_weights_ = (np.ones(memories.shape[1]) if weights is None else weights)
+        self.feature_weights_ = np.ones(memories.shape[1]) if weights is None else weights
         self.feature_map_ = None if feature_map is None else feature_map.cpu()
         self.loss_curve_ = stage_curve
         self.n_iter_ = 0 if stage_curve is None else len(stage_curve)
@@ -809,14 +867,30 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
             z = np.where(sub_miss, 0.0, (sub - shift) / scale)
             with torch_threads(self.n_threads), torch.no_grad():
                 dtype = torch.float32
-                mem = _Memory(self.memories_, self.memory_mask_, self._fallback,
-                              self.feature_map_, self.similarity, device, dtype,
-                              weights=self.feature_weights_)
+                mem = _Memory(
+                    self.memories_,
+                    self.memory_mask_,
+                    self._fallback,
+                    self.feature_map_,
+                    self.similarity,
+                    device,
+                    dtype,
+                    weights=self.feature_weights_,
+                )
                 zt = torch.as_tensor(z, dtype=dtype, device=device)
                 mt = torch.as_tensor(sub_miss, device=device)
                 block = _block_rows(self.memories_.shape[0], self.chunk_size)
-                zt = _complete(zt, mt, mem, self.beta_, self.sharpen_, self.separation,
-                               self.top_k, self.n_steps, block)
+                zt = _complete(
+                    zt,
+                    mt,
+                    mem,
+                    self.beta_,
+                    self.sharpen_,
+                    self.separation,
+                    self.top_k,
+                    self.n_steps,
+                    block,
+                )
                 filled = zt.cpu().numpy().astype(np.float64)
             filled = filled * scale + shift
             r, c = np.nonzero(sub_miss)
@@ -854,8 +928,9 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         else:
             names = np.asarray(input_features, dtype=object)
             if names.shape != (self.n_features_in_,):
-                raise ValueError(f"input_features should have length {self.n_features_in_}, "
-                                 f"got {len(names)}.")
+                raise ValueError(
+                    f"input_features should have length {self.n_features_in_}, got {len(names)}."
+                )
             known = getattr(self, "feature_names_in_", None)
             if known is not None and not np.array_equal(known, names):
                 raise ValueError("input_features is not equal to feature_names_in_.")

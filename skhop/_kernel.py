@@ -36,8 +36,16 @@ from torch import nn
 
 from .nn._rebuild import Rebuildable
 
-__all__ = ["FeatureMap", "fit_feature_map", "min_separation", "auto_beta", "scale_statistic",
-           "scale_threshold", "SEPARATION_LOSSES", "SCALE_LEVEL"]
+__all__ = [
+    "FeatureMap",
+    "fit_feature_map",
+    "min_separation",
+    "auto_beta",
+    "scale_statistic",
+    "scale_threshold",
+    "SEPARATION_LOSSES",
+    "SCALE_LEVEL",
+]
 
 SEPARATION_LOSSES = ("lse", "uniformity", "min_sep")
 
@@ -106,7 +114,7 @@ def _principal_directions(memories, k, chunk_rows=65536):
     d = memories.shape[1]
     gram = torch.zeros(d, d, dtype=torch.float64, device=memories.device)
     for start in range(0, memories.shape[0], chunk_rows):
-        block = memories[start:start + chunk_rows].double()
+        block = memories[start : start + chunk_rows].double()
         gram += block.mT @ block
     _, vecs = torch.linalg.eigh(gram)  # ascending eigenvalues
     top = vecs[:, -k:].flip(-1).mT
@@ -147,9 +155,19 @@ def separation_loss_value(z, loss, tau):
     raise ValueError(f"separation_loss must be one of {SEPARATION_LOSSES} or None, got {loss!r}.")
 
 
-def fit_feature_map(memories, *, feature_dim=None, separation_loss="lse", tau=0.1,
-                    max_iter=100, learning_rate=0.01, chunk_size=None, tol=1e-6,
-                    n_iter_no_change=10, verbose=0):
+def fit_feature_map(
+    memories,
+    *,
+    feature_dim=None,
+    separation_loss="lse",
+    tau=0.1,
+    max_iter=100,
+    learning_rate=0.01,
+    chunk_size=None,
+    tol=1e-6,
+    n_iter_no_change=10,
+    verbose=0,
+):
     """Stage I: fit a :class:`FeatureMap` that separates the stored patterns.
 
     Parameters
@@ -207,15 +225,17 @@ def fit_feature_map(memories, *, feature_dim=None, separation_loss="lse", tau=0.
     from ._training import train
 
     if memories.dim() != 2 or memories.shape[0] < 1:
-        raise ValueError(f"memories must be a non-empty (M, d) tensor, got shape "
-                         f"{tuple(memories.shape)}.")
+        raise ValueError(
+            f"memories must be a non-empty (M, d) tensor, got shape {tuple(memories.shape)}."
+        )
     M, d = memories.shape
     k = d if feature_dim is None else feature_dim
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"feature_dim must be None or a positive int, got {feature_dim!r}.")
     if separation_loss is not None and separation_loss not in SEPARATION_LOSSES:
-        raise ValueError(f"separation_loss must be one of {SEPARATION_LOSSES} or None, "
-                         f"got {separation_loss!r}.")
+        raise ValueError(
+            f"separation_loss must be one of {SEPARATION_LOSSES} or None, got {separation_loss!r}."
+        )
     if not (isinstance(tau, (int, float)) and tau > 0 and math.isfinite(tau)):
         raise ValueError(f"tau must be a positive number, got {tau!r}.")
     fmap = FeatureMap(d, k).to(device=memories.device, dtype=memories.dtype)
@@ -229,9 +249,17 @@ def fit_feature_map(memories, *, feature_dim=None, separation_loss="lse", tau=0.
             return separation_loss_value(module(x), separation_loss, tau)
 
         result, _ = train(
-            fmap, batch_loss, (memories,), max_iter=max_iter, batch_size=batch,
-            learning_rate=learning_rate, weight_decay=0.0, tol=tol,
-            n_iter_no_change=n_iter_no_change, verbose=verbose, name="Stage I",
+            fmap,
+            batch_loss,
+            (memories,),
+            max_iter=max_iter,
+            batch_size=batch,
+            learning_rate=learning_rate,
+            weight_decay=0.0,
+            tol=tol,
+            n_iter_no_change=n_iter_no_change,
+            verbose=verbose,
+            name="Stage I",
         )
         curve = [float(v) for v in result.loss_curve]
     fmap.eval()
@@ -264,7 +292,7 @@ def nearest_rival(features, similarity, *, max_rows=4096, chunk_size=None):
     xx = (x * x).sum(-1)
     self_scores, rivals = [], []
     for start in range(0, a_idx.shape[0], a_block):
-        idx = a_idx[start:start + a_block]
+        idx = a_idx[start : start + a_block]
         q = x[idx]
         own = torch.empty(idx.shape[0], dtype=x.dtype, device=x.device)
         best = torch.full_like(own, float("-inf"))
@@ -308,8 +336,9 @@ def min_separation(features, *, max_rows=4096, chunk_size=None, rival=None):
     return math.acos(c)
 
 
-def auto_beta(features, similarity, *, eps=AUTO_BETA_EPS, max_rows=4096, chunk_size=None,
-              rival=None):
+def auto_beta(
+    features, similarity, *, eps=AUTO_BETA_EPS, max_rows=4096, chunk_size=None, rival=None
+):
     """Inverse temperature that makes the stored patterns near-fixed points.
 
     Rule: queried with a stored pattern, the softmax must put at most

@@ -52,8 +52,21 @@ class _MILMember(nn.Module):
     attention ``(batch, num_heads, num_queries, n_instances)``.
     """
 
-    def __init__(self, n_features, n_classes, hidden_dim, n_layers, num_heads, num_queries,
-                 beta, learn_beta, normalize, dropout, attention_dropout, pooling):
+    def __init__(
+        self,
+        n_features,
+        n_classes,
+        hidden_dim,
+        n_layers,
+        num_heads,
+        num_queries,
+        beta,
+        learn_beta,
+        normalize,
+        dropout,
+        attention_dropout,
+        pooling,
+    ):
         super().__init__()
         layers = []
         width = n_features
@@ -61,9 +74,17 @@ class _MILMember(nn.Module):
             layers += [nn.Linear(width, hidden_dim), nn.ReLU(), nn.Dropout(dropout)]
             width = hidden_dim
         self.encoder = nn.Sequential(*layers)
-        self.pool = HopfieldPooling(width, hidden_dim, hidden_dim, num_heads=num_heads,
-                                    num_queries=num_queries, beta=beta, learn_beta=learn_beta,
-                                    normalize=normalize, dropout=attention_dropout)
+        self.pool = HopfieldPooling(
+            width,
+            hidden_dim,
+            hidden_dim,
+            num_heads=num_heads,
+            num_queries=num_queries,
+            beta=beta,
+            learn_beta=learn_beta,
+            normalize=normalize,
+            dropout=attention_dropout,
+        )
         self.pooling = tuple(pooling)
         n_out = num_queries * hidden_dim + len(self.pooling) * width
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(n_out, n_classes))
@@ -97,13 +118,40 @@ class _MILNet(Rebuildable, nn.Module):
     member with its own mask, for training.
     """
 
-    def __init__(self, n_features, n_classes, hidden_dim, n_layers, num_heads, num_queries,
-                 beta, learn_beta, normalize, dropout, attention_dropout, pooling, n_members=1):
+    def __init__(
+        self,
+        n_features,
+        n_classes,
+        hidden_dim,
+        n_layers,
+        num_heads,
+        num_queries,
+        beta,
+        learn_beta,
+        normalize,
+        dropout,
+        attention_dropout,
+        pooling,
+        n_members=1,
+    ):
         super().__init__()
         self.members = nn.ModuleList(
-            _MILMember(n_features, n_classes, hidden_dim, n_layers, num_heads, num_queries,
-                       beta, learn_beta, normalize, dropout, attention_dropout, pooling)
-            for _ in range(n_members))
+            _MILMember(
+                n_features,
+                n_classes,
+                hidden_dim,
+                n_layers,
+                num_heads,
+                num_queries,
+                beta,
+                learn_beta,
+                normalize,
+                dropout,
+                attention_dropout,
+                pooling,
+            )
+            for _ in range(n_members)
+        )
 
     def member_logits(self, x, masks):
         return [m(x, mask)[0] for m, mask in zip(self.members, masks, strict=True)]
@@ -132,8 +180,9 @@ def _drop_instances(mask, rate):
     return dropped
 
 
-class HopfieldMILClassifier(VersionedStateMixin, NeuralClassifierMixin, ClassifierMixin,
-                            BaseEstimator):
+class HopfieldMILClassifier(
+    VersionedStateMixin, NeuralClassifierMixin, ClassifierMixin, BaseEstimator
+):
     """Multiple-instance classifier with Hopfield pooling over each bag.
 
     A sample is a *bag*: a 2-D array of instances ``(n_instances_i,
@@ -379,22 +428,34 @@ class HopfieldMILClassifier(VersionedStateMixin, NeuralClassifierMixin, Classifi
 
     def _check_structure(self):
         if self.hidden_dim % self.num_heads:
-            raise ValueError(f"hidden_dim ({self.hidden_dim}) must be divisible by num_heads "
-                             f"({self.num_heads}).")
+            raise ValueError(
+                f"hidden_dim ({self.hidden_dim}) must be divisible by num_heads ({self.num_heads})."
+            )
         pooling = tuple(self.pooling)
         bad = [p for p in pooling if p not in _POOLINGS]
         if bad or len(set(pooling)) != len(pooling):
-            raise ValueError(f"pooling must be a tuple of distinct names from {_POOLINGS}, "
-                             f"got {self.pooling!r}.")
+            raise ValueError(
+                f"pooling must be a tuple of distinct names from {_POOLINGS}, got {self.pooling!r}."
+            )
         check_n_threads(self.n_threads)
         return pooling
 
     def _new_module(self, n_features, n_classes, pooling):
-        return _MILNet(int(n_features), int(n_classes), int(self.hidden_dim),
-                       int(self.n_layers), int(self.num_heads), int(self.num_queries),
-                       None if self.beta is None else float(self.beta), bool(self.learn_beta),
-                       bool(self.normalize), float(self.dropout),
-                       float(self.attention_dropout), pooling, int(self.n_members))
+        return _MILNet(
+            int(n_features),
+            int(n_classes),
+            int(self.hidden_dim),
+            int(self.n_layers),
+            int(self.num_heads),
+            int(self.num_queries),
+            None if self.beta is None else float(self.beta),
+            bool(self.learn_beta),
+            bool(self.normalize),
+            float(self.dropout),
+            float(self.attention_dropout),
+            pooling,
+            int(self.n_members),
+        )
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -416,14 +477,14 @@ class HopfieldMILClassifier(VersionedStateMixin, NeuralClassifierMixin, Classifi
         """
         pooling = self._check_structure()
         warm = self.warm_start and hasattr(self, "module_")
-        bags = check_bags(X, n_features=self.n_features_in_ if warm else None,
-                          dtype=np.float32)
+        bags = check_bags(X, n_features=self.n_features_in_ if warm else None, dtype=np.float32)
         if y is None:
             raise ValueError("y is required: one label per bag.")
         y = column_or_1d(y, warn=True)
         if len(y) != len(bags):
-            raise ValueError(f"y has {len(y)} labels but X has {len(bags)} bags; give one "
-                             "label per bag.")
+            raise ValueError(
+                f"y has {len(y)} labels but X has {len(bags)} bags; give one label per bag."
+            )
         classes, y_enc = self._encode_targets(y, warm)
         sw = self._sample_weights(classes, y_enc, sample_weight)
         device = resolve_device(self.device)
@@ -444,8 +505,12 @@ class HopfieldMILClassifier(VersionedStateMixin, NeuralClassifierMixin, Classifi
                 return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
 
             def part(idx):
-                return (to_t(padded[idx]), to_t(mask[idx]), to_t(y_enc[idx], torch.long),
-                        to_t(sw[idx], torch.float32))
+                return (
+                    to_t(padded[idx]),
+                    to_t(mask[idx]),
+                    to_t(y_enc[idx], torch.long),
+                    to_t(sw[idx], torch.float32),
+                )
 
             tensors = part(train_idx)
             validation = part(val_idx) if val_idx is not None else None
@@ -455,10 +520,11 @@ class HopfieldMILClassifier(VersionedStateMixin, NeuralClassifierMixin, Classifi
             def batch_loss(net, xb, mb, yb, wb):
                 n_max = int((~mb).sum(dim=1).max())
                 xb, mb = xb[:, :n_max], mb[:, :n_max]
-                masks = [_drop_instances(mb, rate) if rate > 0 else mb
-                         for _ in range(n_members)]
-                loss = sum(F.cross_entropy(logits, yb, reduction="none")
-                           for logits in net.member_logits(xb, masks))
+                masks = [_drop_instances(mb, rate) if rate > 0 else mb for _ in range(n_members)]
+                loss = sum(
+                    F.cross_entropy(logits, yb, reduction="none")
+                    for logits in net.member_logits(xb, masks)
+                )
                 return (loss * wb).sum() / (wb.sum() * n_members)
 
             def val_score(net, xv, mv, yv, wv):
@@ -466,12 +532,19 @@ class HopfieldMILClassifier(VersionedStateMixin, NeuralClassifierMixin, Classifi
                 return -(loss * wv).sum() / wv.sum()
 
             result, _ = train(
-                module, batch_loss, tensors, max_iter=self.max_iter,
-                batch_size=self.batch_size, learning_rate=self.learning_rate,
-                weight_decay=self.weight_decay, tol=self.tol,
-                n_iter_no_change=self.n_iter_no_change, validation=validation,
+                module,
+                batch_loss,
+                tensors,
+                max_iter=self.max_iter,
+                batch_size=self.batch_size,
+                learning_rate=self.learning_rate,
+                weight_decay=self.weight_decay,
+                tol=self.tol,
+                n_iter_no_change=self.n_iter_no_change,
+                validation=validation,
                 validation_score=val_score if validation else None,
-                verbose=self.verbose, name=type(self).__name__,
+                verbose=self.verbose,
+                name=type(self).__name__,
             )
             module = module.cpu().eval()
         # fitted attributes only now, so an interrupted fit leaves the estimator as it was
@@ -492,14 +565,15 @@ class HopfieldMILClassifier(VersionedStateMixin, NeuralClassifierMixin, Classifi
         module = self.module_.eval()
         with torch_threads(self.n_threads), torch.no_grad():
             for start in range(0, len(bags), _PREDICT_BAGS):
-                idx = order[start:start + _PREDICT_BAGS]
+                idx = order[start : start + _PREDICT_BAGS]
                 padded, mask = pad_bags([bags[i] for i in idx])
-                out, attn = module(torch.from_numpy(padded), torch.from_numpy(mask),
-                                   return_attention=True)
+                out, attn = module(
+                    torch.from_numpy(padded), torch.from_numpy(mask), return_attention=True
+                )
                 scores[idx] = out.numpy()
                 attn = attn.mean(dim=(1, 2)).numpy().astype(np.float64)
                 for row, i in enumerate(idx):
-                    attention[i] = attn[row, :lengths[i]]
+                    attention[i] = attn[row, : lengths[i]]
         return scores, attention
 
     def _log_proba(self, X):

@@ -63,8 +63,9 @@ def _import_faiss():
     return faiss
 
 
-class KernelHopfieldRetriever(VersionedStateMixin, ClassNamePrefixFeaturesOutMixin,
-                              TransformerMixin, BaseEstimator):
+class KernelHopfieldRetriever(
+    VersionedStateMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Associative memory: retrieve stored patterns from corrupted or partial queries.
 
     ``fit(X)`` stores the rows of ``X``; ``transform(Q)`` runs the modern
@@ -351,21 +352,27 @@ default="softmax"
         if self.separation == "topk" and self.top_k is None:
             raise ValueError("separation='topk' needs top_k (the number of memories kept).")
         if self.chunk_size is not None and self.separation not in CHUNKABLE:
-            raise ValueError(f"chunk_size is supported for separations {CHUNKABLE}, not "
-                             f"{self.separation!r}; leave chunk_size=None.")
+            raise ValueError(
+                f"chunk_size is supported for separations {CHUNKABLE}, not "
+                f"{self.separation!r}; leave chunk_size=None."
+            )
         return resolve_device(self.device)
 
     def _validate_memories(self, X, reset):
-        X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float64],
-                          ensure_all_finite=False)
+        X = validate_data(
+            self, X, reset=reset, dtype=[np.float32, np.float64], ensure_all_finite=False
+        )
         if not np.isfinite(X).all():
-            raise ValueError("X (the patterns to store) contains NaN or infinity; stored "
-                             "patterns must be complete (NaN is allowed in queries only).")
+            raise ValueError(
+                "X (the patterns to store) contains NaN or infinity; stored "
+                "patterns must be complete (NaN is allowed in queries only)."
+            )
         return np.array(X, dtype=np.float32, order="C")
 
     def _validate_queries(self, Q):
-        Q = validate_data(self, Q, reset=False, dtype=[np.float32, np.float64],
-                          ensure_all_finite="allow-nan")
+        Q = validate_data(
+            self, Q, reset=False, dtype=[np.float32, np.float64], ensure_all_finite="allow-nan"
+        )
         if np.isinf(Q).any():
             raise ValueError("X contains infinity; use NaN to mark unobserved entries.")
         return Q
@@ -503,8 +510,12 @@ default="softmax"
         with torch_threads(self.n_threads), seeded(seed, device):
             X_t = torch.from_numpy(X).to(device)
             fmap, curve = fit_feature_map(
-                X_t, feature_dim=self.feature_dim, separation_loss=self.separation_loss,
-                tau=self.tau, max_iter=self.max_iter, learning_rate=self.learning_rate,
+                X_t,
+                feature_dim=self.feature_dim,
+                separation_loss=self.separation_loss,
+                tau=self.tau,
+                max_iter=self.max_iter,
+                learning_rate=self.learning_rate,
                 verbose=self.verbose,
             )
         fmap = fmap.cpu()
@@ -557,9 +568,14 @@ default="softmax"
         device = self._check_settings()
         X_all = np.concatenate([self.memories_, X], axis=0)
         with torch_threads(self.n_threads):
-            return self._store(X_all, self.feature_map_, self._identity_,
-                               self.separation_loss_curve_,
-                               self.n_iter_, device)
+            return self._store(
+                X_all,
+                self.feature_map_,
+                self._identity_,
+                self.separation_loss_curve_,
+                self.n_iter_,
+                device,
+            )
 
     # ------------------------------------------------------------------ retrieval
 
@@ -588,8 +604,9 @@ default="softmax"
         similarity = sim
         if not partial and self._unit_keys(sim) and n_steps == 1:
             similarity = "dot"  # unit keys and query features: one cosine step is a dot step
-        return dict(similarity=similarity, separation=self.separation, n_steps=n_steps,
-                    top_k=self.top_k)
+        return dict(
+            similarity=similarity, separation=self.separation, n_steps=n_steps, top_k=self.top_k
+        )
 
     def _query_blocks(self, Q, device):
         """(rows, queries, partial) for the complete and for the partial (NaN) queries."""
@@ -618,29 +635,46 @@ default="softmax"
             step = max(1, AUTO_CHUNK_ELEMENTS // (idx.shape[1] * keys.shape[1]))
             parts = []
             for s in range(0, F.shape[0], step):
-                i = idx[s:s + step]
-                parts.append(scale_statistic(F[s:s + step, None, :], keys[i.clamp_min(0)],
-                                             exclude=(i < 0)[:, None, :])[:, 0])
+                i = idx[s : s + step]
+                parts.append(
+                    scale_statistic(
+                        F[s : s + step, None, :], keys[i.clamp_min(0)], exclude=(i < 0)[:, None, :]
+                    )[:, 0]
+                )
             stat = torch.cat(parts)
         n = F.shape[-1] if observed is None else observed.sum(-1)
         scaled = stat > scale_threshold(n).to(stat)
         rows = torch.arange(F.shape[0], device=F.device)
-        return [(rows[sel], sim) for sel, sim in ((~scaled, "neg_l2"), (scaled, "cosine"))
-                if bool(sel.any())]
+        return [
+            (rows[sel], sim)
+            for sel, sim in ((~scaled, "neg_l2"), (scaled, "cosine"))
+            if bool(sel.any())
+        ]
 
     def _exact(self, F, keys, values, beta, sim_kwargs, query_mask=None):
         """Exact update, memory streamed by the core; query blocks for dense separations."""
         if self.separation in CHUNKABLE:
-            return hopfield_retrieve(F, keys, values, beta=beta, query_mask=query_mask,
-                                     chunk_size=self.chunk_size, **sim_kwargs)
+            return hopfield_retrieve(
+                F,
+                keys,
+                values,
+                beta=beta,
+                query_mask=query_mask,
+                chunk_size=self.chunk_size,
+                **sim_kwargs,
+            )
         M = keys.shape[0]
         step = max(1, AUTO_CHUNK_ELEMENTS // max(M, 1))
         outs = []
         for s in range(0, F.shape[0], step):
-            qm = query_mask if not isinstance(query_mask, torch.Tensor) \
-                else query_mask[s:s + step]
-            outs.append(hopfield_retrieve(F[s:s + step], keys, values, beta=beta,
-                                          query_mask=qm, **sim_kwargs))
+            qm = (
+                query_mask if not isinstance(query_mask, torch.Tensor) else query_mask[s : s + step]
+            )
+            outs.append(
+                hopfield_retrieve(
+                    F[s : s + step], keys, values, beta=beta, query_mask=qm, **sim_kwargs
+                )
+            )
         return torch.cat(outs) if outs else F.new_zeros((0, values.shape[1]))
 
     def _candidates(self, F, n):
@@ -664,12 +698,18 @@ default="softmax"
         outs = []
         step = max(1, AUTO_CHUNK_ELEMENTS // (n * (keys.shape[1] + values.shape[1])))
         for s in range(0, F.shape[0], step):
-            i = idx[s:s + step]
+            i = idx[s : s + step]
             kwargs = dict(sim_kwargs)
             if self.separation == "topk":
                 kwargs["top_k"] = min(self.top_k, n)
-            out = hopfield_retrieve(F[s:s + step, None, :], keys[i], values[i], beta=beta,
-                                    mask=missing[s:s + step, None, :], **kwargs)
+            out = hopfield_retrieve(
+                F[s : s + step, None, :],
+                keys[i],
+                values[i],
+                beta=beta,
+                mask=missing[s : s + step, None, :],
+                **kwargs,
+            )
             outs.append(out[:, 0, :])
         return torch.cat(outs) if outs else F.new_zeros((0, values.shape[1]))
 
@@ -682,11 +722,13 @@ default="softmax"
         """
         if partial:
             observed = (~torch.isnan(Q_t)).to(Q_t.dtype)
-            return Q_t, self._groups(torch.nan_to_num(Q_t, nan=0.0), values,
-                                     observed=observed), None
+            return (
+                Q_t,
+                self._groups(torch.nan_to_num(Q_t, nan=0.0), values, observed=observed),
+                None,
+            )
         F = self._map(Q_t, device)
-        idx = self._candidates(F, self._n_candidates()) if self.index_ == "approximate" \
-            else None
+        idx = self._candidates(F, self._n_candidates()) if self.index_ == "approximate" else None
         return F, self._groups(F, keys, idx=idx), idx
 
     def _retrieve_block(self, Q_t, keys, values, partial, device):
@@ -695,16 +737,31 @@ default="softmax"
         F, groups, idx = self._route(Q_t, keys, values, partial, device)
         for rows, sim in groups:
             if partial:
-                out[rows] = self._exact(F[rows], values, values, self._betas_partial_[sim],
-                                        self._core_kwargs(sim, partial=True),
-                                        query_mask="nan")
+                out[rows] = self._exact(
+                    F[rows],
+                    values,
+                    values,
+                    self._betas_partial_[sim],
+                    self._core_kwargs(sim, partial=True),
+                    query_mask="nan",
+                )
             elif idx is not None:
-                out[rows] = self._approximate(self._normalise_for(F[rows], sim), keys, values,
-                                              self._betas_[sim], self._core_kwargs(sim),
-                                              idx=idx[rows])
+                out[rows] = self._approximate(
+                    self._normalise_for(F[rows], sim),
+                    keys,
+                    values,
+                    self._betas_[sim],
+                    self._core_kwargs(sim),
+                    idx=idx[rows],
+                )
             else:
-                out[rows] = self._exact(self._normalise_for(F[rows], sim), keys, values,
-                                        self._betas_[sim], self._core_kwargs(sim))
+                out[rows] = self._exact(
+                    self._normalise_for(F[rows], sim),
+                    keys,
+                    values,
+                    self._betas_[sim],
+                    self._core_kwargs(sim),
+                )
         return out
 
     def _retrieve(self, Q):
@@ -803,12 +860,16 @@ default="softmax"
         """
         check_is_fitted(self)
         M = self.memories_.shape[0]
-        if not isinstance(n_neighbors, Integral) or isinstance(n_neighbors, bool) \
-                or n_neighbors < 1:
+        if (
+            not isinstance(n_neighbors, Integral)
+            or isinstance(n_neighbors, bool)
+            or n_neighbors < 1
+        ):
             raise ValueError(f"n_neighbors must be a positive int, got {n_neighbors!r}.")
         if n_neighbors > M:
-            raise ValueError(f"n_neighbors={n_neighbors} exceeds the number of stored "
-                             f"patterns ({M}).")
+            raise ValueError(
+                f"n_neighbors={n_neighbors} exceeds the number of stored patterns ({M})."
+            )
         Q = self._validate_queries(X)
         device = resolve_device(self.device)
         dist = np.empty((Q.shape[0], n_neighbors), dtype=np.float64)
@@ -819,8 +880,9 @@ default="softmax"
             for rows, Q_t, partial in self._query_blocks(Q, device):
                 _, groups, _ = self._route(Q_t, keys, values, partial, device)
                 for sub, sim in groups:
-                    v, i = self._neighbors(Q_t[sub], keys, values, n_neighbors, partial,
-                                           device, sim)
+                    v, i = self._neighbors(
+                        Q_t[sub], keys, values, n_neighbors, partial, device, sim
+                    )
                     r = rows[sub.cpu() if isinstance(sub, torch.Tensor) else sub].numpy()
                     dist[r] = self._distance(v, sim).cpu().numpy()
                     ind[r] = i.cpu().numpy()
@@ -841,14 +903,16 @@ default="softmax"
             # partial rows live in input space (see the class notes)
             if self.n_steps > 1:
                 kwargs = self._core_kwargs(sim, n_steps=self.n_steps - 1, partial=True)
-                state = self._exact(Q_t, values, values, self._betas_partial_[sim], kwargs,
-                                    query_mask="nan")
+                state = self._exact(
+                    Q_t, values, values, self._betas_partial_[sim], kwargs, query_mask="nan"
+                )
                 observed = None
             else:
                 observed = (~torch.isnan(Q_t)).to(Q_t.dtype)
                 state = torch.nan_to_num(Q_t, nan=0.0)
             return blockwise_topk(
-                lambda a, b: similarity_scores(state, values[a:b], sim, observed), M, n, block)
+                lambda a, b: similarity_scores(state, values[a:b], sim, observed), M, n, block
+            )
         # unit keys (similarity="cosine"): the dot product of unit rows is the cosine
         score_sim = "dot" if self._unit_keys(sim) else sim
         F = self._normalise_for(self._map(Q_t, device), sim)
@@ -863,8 +927,7 @@ default="softmax"
             s = s.masked_fill(idx < 0, float("-inf"))
             v, j = stable_topk(s, n)
             return v, idx.gather(1, j)
-        return blockwise_topk(lambda a, b: similarity_scores(F, keys[a:b], score_sim), M, n,
-                              block)
+        return blockwise_topk(lambda a, b: similarity_scores(F, keys[a:b], score_sim), M, n, block)
 
     def score(self, X, y):
         """Fraction of queries whose retrieval is nearest to the memory ``y`` names.
@@ -888,8 +951,9 @@ default="softmax"
         if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
             raise ValueError("y must be a 1-d array of integer memory indices.")
         if y.size and (y.min() < 0 or y.max() >= M):
-            raise ValueError(f"y must hold indices in [0, {M}), got values in "
-                             f"[{y.min()}, {y.max()}].")
+            raise ValueError(
+                f"y must hold indices in [0, {M}), got values in [{y.min()}, {y.max()}]."
+            )
         R = self.transform(X)
         if R.shape[0] != y.shape[0]:
             raise ValueError(f"X has {R.shape[0]} queries but y has {y.shape[0]} entries.")
@@ -898,8 +962,7 @@ default="softmax"
             mem = torch.from_numpy(self.memories_)
             xx = (mem * mem).sum(1)
             block = max(256, AUTO_CHUNK_ELEMENTS // max(R_t.shape[0], 1))
-            _, idx = blockwise_topk(lambda a, b: 2 * R_t @ mem[a:b].mT - xx[a:b], M, 1,
-                                       block)
+            _, idx = blockwise_topk(lambda a, b: 2 * R_t @ mem[a:b].mT - xx[a:b], M, 1, block)
         return float((idx[:, 0].numpy() == y).mean())
 
     def energy(self, X):
@@ -939,8 +1002,11 @@ default="softmax"
             for rows, sim in groups:
                 # unit keys already hold the cosine: its energy is the dot energy
                 energy_sim = "dot" if self._unit_keys(sim) else sim
-                e[rows] = hopfield_energy(self._normalise_for(F[rows], sim), keys,
-                                          beta=self._betas_[sim], chunk_size=self.chunk_size,
-                                          similarity=energy_sim)
+                e[rows] = hopfield_energy(
+                    self._normalise_for(F[rows], sim),
+                    keys,
+                    beta=self._betas_[sim],
+                    chunk_size=self.chunk_size,
+                    similarity=energy_sim,
+                )
         return e.cpu().numpy().astype(np.float64)
-

@@ -30,24 +30,28 @@ class NeuralClassifierMixin:
         check_classification_targets(y)
         classes, y_enc = np.unique(y, return_inverse=True)
         if len(classes) < 2:
-            raise ValueError(f"y has only one class ({classes[0]!r}); the classifier needs "
-                             "at least two classes.")
+            raise ValueError(
+                f"y has only one class ({classes[0]!r}); the classifier needs at least two classes."
+            )
         if warm and not np.array_equal(classes, self.classes_):
-            raise ValueError(f"warm_start needs the classes of the previous fit "
-                             f"({self.classes_.tolist()}), got {classes.tolist()}.")
+            raise ValueError(
+                f"warm_start needs the classes of the previous fit "
+                f"({self.classes_.tolist()}), got {classes.tolist()}."
+            )
         return classes, y_enc
 
     def _sample_weights(self, classes, y_enc, sample_weight):
         """``sample_weight`` times ``class_weight``, checked, with mean 1."""
-        sw = _check_sample_weight(sample_weight, y_enc, dtype=np.float64,
-                                  ensure_non_negative=True)
+        sw = _check_sample_weight(sample_weight, y_enc, dtype=np.float64, ensure_non_negative=True)
         if self.class_weight is not None:
             cw = self.class_weight
             if isinstance(cw, dict):
                 unknown = set(cw) - set(classes.tolist())
                 if unknown:
-                    raise ValueError(f"class_weight has keys {sorted(unknown, key=str)} that "
-                                     f"are not classes of y ({classes.tolist()}).")
+                    raise ValueError(
+                        f"class_weight has keys {sorted(unknown, key=str)} that "
+                        f"are not classes of y ({classes.tolist()})."
+                    )
                 cw = {int(np.flatnonzero(classes == k)[0]): v for k, v in cw.items()}
             sw = sw * compute_sample_weight(cw, y_enc)
         if not sw.sum() > 0:
@@ -60,8 +64,10 @@ class NeuralClassifierMixin:
             return np.arange(len(y_enc)), None
         train_idx, val_idx = split_validation(y_enc, self.validation_fraction, rng)
         if len(train_idx) == 0 or len(val_idx) == 0:
-            raise ValueError(f"validation_fraction={self.validation_fraction} leaves no "
-                             f"{unit} to train or validate on ({len(y_enc)} {unit}).")
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} leaves no "
+                f"{unit} to train or validate on ({len(y_enc)} {unit})."
+            )
         return train_idx, val_idx
 
     def _finish_fit(self, *, classes, module, result, warm):
@@ -69,7 +75,10 @@ class NeuralClassifierMixin:
         if not result.converged:
             warnings.warn(
                 f"{type(self).__name__}: reached max_iter={self.max_iter} epochs without "
-                "converging; raise max_iter or tol.", ConvergenceWarning, stacklevel=3)
+                "converging; raise max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
         self.classes_ = classes
         self.module_ = module
         self.n_iter_ = (self.n_iter_ if warm else 0) + result.n_iter

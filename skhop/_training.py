@@ -131,7 +131,7 @@ def train(
             if order is None:
                 batch = tensors
             else:
-                idx = order[start:start + bs]
+                idx = order[start : start + bs]
                 batch = tuple(t[idx] for t in tensors)
             loss = batch_loss(module, *batch)
             optimizer.zero_grad(set_to_none=True)
@@ -174,8 +174,10 @@ def train(
             result.converged = True
             if verbose:
                 what = "Validation score" if validation is not None else "Training loss"
-                print(f"{what} did not improve more than tol={tol} for "
-                      f"{n_iter_no_change} consecutive epochs. Stopping.")
+                print(
+                    f"{what} did not improve more than tol={tol} for "
+                    f"{n_iter_no_change} consecutive epochs. Stopping."
+                )
             break
     if validation is not None and best_state is not None:
         module.load_state_dict(best_state)

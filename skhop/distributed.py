@@ -21,9 +21,7 @@ def _import_dask():
     try:
         import dask
     except ImportError as exc:  # pragma: no cover - exercised only without dask
-        raise ImportError(
-            "skhop.distributed needs dask: pip install 'dask[distributed]'."
-        ) from exc
+        raise ImportError("skhop.distributed needs dask: pip install 'dask[distributed]'.") from exc
     return dask
 
 
@@ -42,13 +40,13 @@ def _shard_partial(query, shard, beta, similarity, chunk_size, n_threads):
         q = _as_tensor(query, torch.float32)
         x = _as_tensor(memory, torch.float32)
         v = None if values is None else _as_tensor(values, torch.float32)
-        parts = hopfield_partial(q, x, v, beta=beta, similarity=similarity,
-                                 chunk_size=chunk_size)
+        parts = hopfield_partial(q, x, v, beta=beta, similarity=similarity, chunk_size=chunk_size)
     return tuple(p.numpy() for p in parts)
 
 
-def sharded_retrieve(query, shards, *, beta=1.0, similarity="dot", separation="softmax",
-                     chunk_size=None, n_threads=1):
+def sharded_retrieve(
+    query, shards, *, beta=1.0, similarity="dot", separation="softmax", chunk_size=None, n_threads=1
+):
     """One softmax retrieval step over a memory bank split into shards.
 
     Each shard computes its partial log-sum-exp and weighted sum where it
@@ -88,8 +86,9 @@ def sharded_retrieve(query, shards, *, beta=1.0, similarity="dot", separation="s
     """
     dask = _import_dask()
     if separation not in ("softmax", "softmax1"):
-        raise ValueError(f"separation must be 'softmax' or 'softmax1' for sharded retrieval, "
-                         f"got {separation!r}.")
+        raise ValueError(
+            f"separation must be 'softmax' or 'softmax1' for sharded retrieval, got {separation!r}."
+        )
     if similarity not in SIMILARITIES:
         raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}.")
     shards = list(shards)
@@ -99,8 +98,7 @@ def sharded_retrieve(query, shards, *, beta=1.0, similarity="dot", separation="s
     if query.ndim != 2:
         raise ValueError(f"query must be 2-D (L, d), got shape {query.shape}.")
     task = dask.delayed(_shard_partial, pure=True)
-    parts = dask.compute(*[task(query, s, beta, similarity, chunk_size, n_threads)
-                           for s in shards])
+    parts = dask.compute(*[task(query, s, beta, similarity, chunk_size, n_threads) for s in shards])
     parts = [tuple(torch.from_numpy(p) for p in part) for part in parts]
     if separation == "softmax1":
         m, s, a = parts[0]

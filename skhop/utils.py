@@ -61,19 +61,27 @@ def check_bags(X, *, n_features=None, dtype=np.float64, ensure_all_finite=True, 
     ...
     ValueError: X: bag 1 is empty; every bag needs at least one instance.
     """
-    if isinstance(X, (str, bytes, dict)) or _is_sparse(X) or hasattr(X, "columns") \
-            or not hasattr(X, "__len__") or not hasattr(X, "__getitem__"):
+    if (
+        isinstance(X, (str, bytes, dict))
+        or _is_sparse(X)
+        or hasattr(X, "columns")
+        or not hasattr(X, "__len__")
+        or not hasattr(X, "__getitem__")
+    ):
         hint = ""
         if hasattr(X, "columns"):
             hint = " For one row per instance, use skhop.utils.bags_from_frame."
-        raise TypeError(f"{name} must be a sequence of bags (a list of 2-D arrays of shape "
-                        f"(n_instances, n_features)), got {type(X).__name__}.{hint}")
+        raise TypeError(
+            f"{name} must be a sequence of bags (a list of 2-D arrays of shape "
+            f"(n_instances, n_features)), got {type(X).__name__}.{hint}"
+        )
     if isinstance(X, np.ndarray) and X.dtype != object:
         if X.ndim != 3:
             raise TypeError(
                 f"{name} must be a sequence of bags (a list of 2-D arrays, or a 3-D array "
                 f"(n_bags, n_instances, n_features)), got an array of shape {X.shape}. "
-                "For one row per instance, use skhop.utils.bags_from_long.")
+                "For one row per instance, use skhop.utils.bags_from_long."
+            )
     if len(X) == 0:
         raise ValueError(f"{name} has no bag; at least one bag is required.")
     bags = []
@@ -91,10 +99,10 @@ def check_bags(X, *, n_features=None, dtype=np.float64, ensure_all_finite=True, 
             raise ValueError(
                 f"{name}: bag {i} has {bag.ndim} dimension(s) (shape {bag.shape}); every bag "
                 "must be 2-D, (n_instances, n_features). Write a bag of one instance as "
-                "x.reshape(1, -1) and a bag of scalar instances as x.reshape(-1, 1).")
+                "x.reshape(1, -1) and a bag of scalar instances as x.reshape(-1, 1)."
+            )
         if bag.shape[0] == 0:
-            raise ValueError(f"{name}: bag {i} is empty; every bag needs at least one "
-                             "instance.")
+            raise ValueError(f"{name}: bag {i} is empty; every bag needs at least one instance.")
         if bag.dtype.kind not in "biuf":
             if bag.dtype.kind == "c":
                 raise ValueError(f"{name}: bag {i} is complex; bags must be real.")
@@ -110,10 +118,14 @@ def check_bags(X, *, n_features=None, dtype=np.float64, ensure_all_finite=True, 
     for i, bag in enumerate(bags):
         if bag.shape[1] != want:
             if n_features is None:
-                raise ValueError(f"{name}: bag {i} has {bag.shape[1]} features but bag 0 has "
-                                 f"{d}; all bags must have the same number of features.")
-            raise ValueError(f"{name}: bag {i} has {bag.shape[1]} features, but "
-                             f"{n_features} features were seen in fit.")
+                raise ValueError(
+                    f"{name}: bag {i} has {bag.shape[1]} features but bag 0 has "
+                    f"{d}; all bags must have the same number of features."
+                )
+            raise ValueError(
+                f"{name}: bag {i} has {bag.shape[1]} features, but "
+                f"{n_features} features were seen in fit."
+            )
     bags = [np.ascontiguousarray(b, dtype=dtype) for b in bags]
     if ensure_all_finite:
         for i, bag in enumerate(bags):
@@ -202,8 +214,10 @@ def bags_from_long(X, bag_ids, y=None):
         raise ValueError(f"X must be 2-D (n_instances, n_features), got shape {X.shape}.")
     bag_ids = np.asarray(bag_ids)
     if bag_ids.ndim != 1 or len(bag_ids) != len(X):
-        raise ValueError(f"bag_ids must be 1-D with one id per row of X ({len(X)} rows), "
-                         f"got shape {bag_ids.shape}.")
+        raise ValueError(
+            f"bag_ids must be 1-D with one id per row of X ({len(X)} rows), "
+            f"got shape {bag_ids.shape}."
+        )
     if len(X) == 0:
         raise ValueError("X has no rows; at least one instance is required.")
     ids, inverse = np.unique(bag_ids, return_inverse=True)
@@ -215,16 +229,18 @@ def bags_from_long(X, bag_ids, y=None):
     if y is not None:
         y = np.asarray(y)
         if y.ndim != 1 or len(y) != len(X):
-            raise ValueError(f"y must be 1-D with one label per row of X ({len(X)} rows), "
-                             f"got shape {y.shape}.")
+            raise ValueError(
+                f"y must be 1-D with one label per row of X ({len(X)} rows), got shape {y.shape}."
+            )
         ys = y[order]
         first = np.concatenate([[0], bounds])
         bag_y = ys[first]
         differs = ys != np.repeat(bag_y, counts)
         if differs.any():
             bad = ids[inverse[order][np.flatnonzero(differs)[0]]]
-            raise ValueError(f"y must be constant within each bag; bag {bad!r} has rows with "
-                             "different labels.")
+            raise ValueError(
+                f"y must be constant within each bag; bag {bad!r} has rows with different labels."
+            )
     return bags, bag_y, ids
 
 
@@ -274,5 +290,4 @@ def bags_from_frame(frame, bag_column, *, label_column=None, feature_columns=Non
     if isinstance(feature_columns, (str, numbers.Number)):
         feature_columns = [feature_columns]
     y = None if label_column is None else frame[label_column].to_numpy()
-    return bags_from_long(frame[list(feature_columns)].to_numpy(),
-                          frame[bag_column].to_numpy(), y)
+    return bags_from_long(frame[list(feature_columns)].to_numpy(), frame[bag_column].to_numpy(), y)

@@ -76,14 +76,27 @@ def _imputer():
 
 
 SPECS = [
-    Spec("HopfieldClassifier", _classifier, _iris,
-         ("predict_proba", "predict", "decision_function")),
-    Spec("HopfieldMILClassifier", _mil, _bags, ("predict_proba", "instance_attention"),
-         bags=True),
-    Spec("KernelHopfieldRetriever", _retriever, _digits_rows, ("transform",),
-         supervised=False, nan_in_query=True),
-    Spec("HopfieldImputer", _imputer, _digits_with_holes, ("transform",), supervised=False,
-         nan_in_query=True, nan_in_fit=True),
+    Spec(
+        "HopfieldClassifier", _classifier, _iris, ("predict_proba", "predict", "decision_function")
+    ),
+    Spec("HopfieldMILClassifier", _mil, _bags, ("predict_proba", "instance_attention"), bags=True),
+    Spec(
+        "KernelHopfieldRetriever",
+        _retriever,
+        _digits_rows,
+        ("transform",),
+        supervised=False,
+        nan_in_query=True,
+    ),
+    Spec(
+        "HopfieldImputer",
+        _imputer,
+        _digits_with_holes,
+        ("transform",),
+        supervised=False,
+        nan_in_query=True,
+        nan_in_fit=True,
+    ),
 ]
 
 

@@ -17,8 +17,14 @@ FAST = dict(max_iter=30, random_state=0)
 
 @pytest.fixture(scope="module")
 def data():
-    X, y = make_classification(n_samples=120, n_features=6, n_informative=4,
-                               n_classes=3, n_clusters_per_class=1, random_state=0)
+    X, y = make_classification(
+        n_samples=120,
+        n_features=6,
+        n_informative=4,
+        n_classes=3,
+        n_clusters_per_class=1,
+        random_state=0,
+    )
     return StandardScaler().fit_transform(X), y
 
 
@@ -42,8 +48,7 @@ def test_arbitrary_labels(data, labels):
     assert set(clf.predict(X)) <= set(labels)
     assert clf.score(X, yb) > 0.8
     # binary decision_function is positive exactly where classes_[1] is predicted
-    np.testing.assert_array_equal(clf.decision_function(X) > 0,
-                                  clf.predict(X) == clf.classes_[1])
+    np.testing.assert_array_equal(clf.decision_function(X) > 0, clf.predict(X) == clf.classes_[1])
 
 
 def test_pandas_feature_names(data):
@@ -59,8 +64,12 @@ def test_pandas_feature_names(data):
 def test_pipeline_gridsearch_and_cv(data):
     X, y = data
     pipe = make_pipeline(StandardScaler(), HopfieldClassifier(**FAST))
-    grid = GridSearchCV(pipe, {"hopfieldclassifier__beta": [0.5, 2.0],
-                               "hopfieldclassifier__n_memories": [8, 32]}, cv=3, n_jobs=2)
+    grid = GridSearchCV(
+        pipe,
+        {"hopfieldclassifier__beta": [0.5, 2.0], "hopfieldclassifier__n_memories": [8, 32]},
+        cv=3,
+        n_jobs=2,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         grid.fit(X, y)
@@ -203,8 +212,7 @@ def test_warm_start_continues(data):
 
 def test_early_stopping(data):
     X, y = data
-    clf = fit(X, y, early_stopping=True, validation_fraction=0.25, max_iter=200,
-              n_iter_no_change=5)
+    clf = fit(X, y, early_stopping=True, validation_fraction=0.25, max_iter=200, n_iter_no_change=5)
     assert len(clf.validation_scores_) == clf.n_iter_
     assert clf.best_validation_score_ == max(clf.validation_scores_)
     assert clf.n_iter_ < 200
@@ -239,8 +247,12 @@ def test_threads_restored(data, n_threads):
 
 def test_embedding_heads_and_similarities(data):
     X, y = data
-    for params in [dict(hidden_dim=8, n_heads=2), dict(similarity="cosine"),
-                   dict(similarity="dot", linear_head=False), dict(n_memories=200)]:
+    for params in [
+        dict(hidden_dim=8, n_heads=2),
+        dict(similarity="cosine"),
+        dict(similarity="dot", linear_head=False),
+        dict(n_memories=200),
+    ]:
         clf = fit(X, y, max_iter=60, **params)
         assert clf.score(X, y) > 0.8, params
     assert fit(X, y, n_memories=10).n_memories_ == 10
@@ -269,8 +281,16 @@ def test_network_matches_core_retrieval(similarity, hidden_dim, n_heads):
     from skhop.nn.functional import hopfield_retrieve
 
     torch.manual_seed(0)
-    net = _PrototypeNet(5, 3, 7, n_heads=n_heads, hidden_dim=hidden_dim, beta=0.7,
-                        similarity=similarity, linear_head=False).double()
+    net = _PrototypeNet(
+        5,
+        3,
+        7,
+        n_heads=n_heads,
+        hidden_dim=hidden_dim,
+        beta=0.7,
+        similarity=similarity,
+        linear_head=False,
+    ).double()
     with torch.no_grad():
         net.stored.normal_()
         net.targets.normal_()
@@ -281,17 +301,22 @@ def test_network_matches_core_retrieval(similarity, hidden_dim, n_heads):
     with torch.no_grad():
         out = net(x, mask)
         for h in range(n_heads):
-            expected = hopfield_retrieve(net.embed(x), net.embed(net.stored[h]),
-                                         net.targets[h], beta=net.log_beta[h].exp(),
-                                         similarity=similarity, mask=mask[:, h])
-            np.testing.assert_allclose(out[:, h].numpy(), expected.numpy(), rtol=1e-10,
-                                       atol=1e-12)
+            expected = hopfield_retrieve(
+                net.embed(x),
+                net.embed(net.stored[h]),
+                net.targets[h],
+                beta=net.log_beta[h].exp(),
+                similarity=similarity,
+                mask=mask[:, h],
+            )
+            np.testing.assert_allclose(out[:, h].numpy(), expected.numpy(), rtol=1e-10, atol=1e-12)
         # an additive mask (0 or -inf, as fit builds it) is the same as the bool mask
         additive = torch.zeros(mask.shape, dtype=torch.float64).masked_fill(mask, -np.inf)
         torch.testing.assert_close(net(x, additive), out, rtol=0, atol=0)
         # the estimator's probabilities are the heads' mean probabilities
-        np.testing.assert_allclose(net.log_proba(x).exp().numpy(),
-                                   net(x).softmax(-1).mean(1).numpy(), rtol=1e-10)
+        np.testing.assert_allclose(
+            net.log_proba(x).exp().numpy(), net(x).softmax(-1).mean(1).numpy(), rtol=1e-10
+        )
 
 
 def test_fitted_network_is_rebuildable(data):

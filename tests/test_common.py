@@ -33,8 +33,7 @@ EXPECTED_FAILURES = {
         "check_estimators_pickle": NAN_MARKS_UNOBSERVED,
         "check_estimators_pickle(readonly_memmap=True)": NAN_MARKS_UNOBSERVED,
         "check_transformer_n_iter": (
-            "without Stage I (separation_loss=None, the default) no iteration runs, so "
-            "n_iter_ is 0"
+            "without Stage I (separation_loss=None, the default) no iteration runs, so n_iter_ is 0"
         ),
     },
     "HopfieldClassifier": {

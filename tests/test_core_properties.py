@@ -50,14 +50,18 @@ def test_energy_is_non_increasing(problem, steps):
 
 
 @SETTINGS
-@given(problems(max_m=40), st.integers(1, 40),
-       st.sampled_from(["softmax", "softmax1", "topk"]),
-       st.sampled_from(["dot", "cosine", "neg_l2"]))
+@given(
+    problems(max_m=40),
+    st.integers(1, 40),
+    st.sampled_from(["softmax", "softmax1", "topk"]),
+    st.sampled_from(["dot", "cosine", "neg_l2"]),
+)
 def test_chunked_equals_unchunked(problem, chunk, separation, similarity):
     q, x, beta = problem
     kw = dict(beta=beta, separation=separation, similarity=similarity, top_k=3)
-    torch.testing.assert_close(hopfield_retrieve(q, x, chunk_size=chunk, **kw),
-                               hopfield_retrieve(q, x, **kw))
+    torch.testing.assert_close(
+        hopfield_retrieve(q, x, chunk_size=chunk, **kw), hopfield_retrieve(q, x, **kw)
+    )
 
 
 @SETTINGS
@@ -67,8 +71,9 @@ def test_masking_a_memory_equals_removing_it(problem, data, separation):
     keep = torch.tensor(data.draw(st.lists(st.booleans(), min_size=len(x), max_size=len(x))))
     if not keep.any():
         keep[0] = True
-    masked = hopfield_retrieve(q, x, beta=beta, separation=separation, top_k=2,
-                               mask=(~keep).unsqueeze(0))
+    masked = hopfield_retrieve(
+        q, x, beta=beta, separation=separation, top_k=2, mask=(~keep).unsqueeze(0)
+    )
     removed = hopfield_retrieve(q, x[keep], beta=beta, separation=separation, top_k=2)
     torch.testing.assert_close(masked, removed)
 
@@ -105,8 +110,7 @@ def test_half_precision_is_computed_in_float32(dtype):
 
 def test_identical_patterns_single_memory_and_one_dimension():
     x = torch.ones(5, 3)
-    torch.testing.assert_close(hopfield_retrieve(torch.randn(2, 3), x, beta=10.0),
-                               torch.ones(2, 3))
+    torch.testing.assert_close(hopfield_retrieve(torch.randn(2, 3), x, beta=10.0), torch.ones(2, 3))
     one = torch.tensor([[2.0, -1.0]])
     torch.testing.assert_close(hopfield_retrieve(torch.randn(4, 2), one), one.expand(4, 2))
     x1 = torch.tensor([[-1.0], [1.0]])

@@ -38,8 +38,9 @@ def test_load_mil_return_X_y_and_errors():
 
 
 def test_make_mil_bags_plants_witnesses():
-    bags, y, inst = make_mil_bags(n_bags=50, n_features=4, min_instances=2, max_instances=6,
-                                  witness_rate=0.3, random_state=0)
+    bags, y, inst = make_mil_bags(
+        n_bags=50, n_features=4, min_instances=2, max_instances=6, witness_rate=0.3, random_state=0
+    )
     assert len(bags) == len(y) == len(inst) == 50
     assert all(2 <= len(b) <= 6 and b.shape[1] == 4 for b in bags)
     # a bag is positive exactly when it holds a witness
@@ -47,8 +48,9 @@ def test_make_mil_bags_plants_witnesses():
     # witnesses are shifted along one direction: their mean differs from the others'
     X, w = np.concatenate(bags), np.concatenate(inst).astype(bool)
     assert np.linalg.norm(X[w].mean(0) - X[~w].mean(0)) > 1.5
-    again = make_mil_bags(n_bags=50, n_features=4, min_instances=2, max_instances=6,
-                          witness_rate=0.3, random_state=0)
+    again = make_mil_bags(
+        n_bags=50, n_features=4, min_instances=2, max_instances=6, witness_rate=0.3, random_state=0
+    )
     assert all(np.array_equal(a, b) for a, b in zip(bags, again[0], strict=True))
 
 

@@ -14,8 +14,12 @@ from skhop.distributed import predict_blocks, sharded_retrieve  # noqa: E402
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=None, silence_logs=40,
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=40,
     )
     with distributed.Client(cluster) as c:
         yield c
@@ -33,19 +37,23 @@ def test_sharded_equals_single_process_local(separation, similarity):
     q, x = _data()
     shards = np.array_split(x, 3)
     out = sharded_retrieve(q, shards, beta=2.0, similarity=similarity, separation=separation)
-    ref = hopfield_retrieve(torch.from_numpy(q), torch.from_numpy(x), beta=2.0,
-                            similarity=similarity, separation=separation)
+    ref = hopfield_retrieve(
+        torch.from_numpy(q),
+        torch.from_numpy(x),
+        beta=2.0,
+        similarity=similarity,
+        separation=separation,
+    )
     np.testing.assert_allclose(out, ref.numpy(), atol=1e-5, rtol=1e-5)
 
 
 def test_sharded_on_a_local_cluster_with_scattered_shards(client):
     q, x = _data()
     v = np.random.default_rng(1).normal(size=(len(x), 3)).astype(np.float32)
-    pieces = [(x[i:i + 1700], v[i:i + 1700]) for i in range(0, len(x), 1700)]
+    pieces = [(x[i : i + 1700], v[i : i + 1700]) for i in range(0, len(x), 1700)]
     futures = client.scatter(pieces)
     out = sharded_retrieve(q, futures, beta=1.5)
-    ref = hopfield_retrieve(torch.from_numpy(q), torch.from_numpy(x), torch.from_numpy(v),
-                            beta=1.5)
+    ref = hopfield_retrieve(torch.from_numpy(q), torch.from_numpy(x), torch.from_numpy(v), beta=1.5)
     np.testing.assert_allclose(out, ref.numpy(), atol=1e-5, rtol=1e-5)
     # the work ran on the workers
     assert len(client.scheduler_info()["workers"]) == 2
@@ -60,8 +68,9 @@ def test_predict_blocks_over_a_dask_array(client):
     clf = LogisticRegression().fit(X, y)
     Xd = da.from_array(X, chunks=(300, 2))
     np.testing.assert_array_equal(predict_blocks(clf, Xd).compute(), clf.predict(X))
-    np.testing.assert_allclose(predict_blocks(clf, Xd, "predict_proba").compute(),
-                               clf.predict_proba(X))
+    np.testing.assert_allclose(
+        predict_blocks(clf, Xd, "predict_proba").compute(), clf.predict_proba(X)
+    )
 
 
 def test_bad_arguments():
@@ -93,6 +102,7 @@ def test_grid_search_through_the_joblib_dask_backend(client):
     local = search(1)
     # the fits ran as tasks on the cluster's workers and gave the same scores
     assert len(tasks.data) >= 6
-    np.testing.assert_array_equal(remote.cv_results_["mean_test_score"],
-                                  local.cv_results_["mean_test_score"])
+    np.testing.assert_array_equal(
+        remote.cv_results_["mean_test_score"], local.cv_results_["mean_test_score"]
+    )
     np.testing.assert_array_equal(remote.predict(X), local.predict(X))

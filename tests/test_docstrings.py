@@ -74,8 +74,10 @@ KNOWN_GAPS = {}
 
 def _cases(test, items):
     return [
-        pytest.param(name, obj, id=name, marks=pytest.mark.xfail(
-            reason=KNOWN_GAPS[test, name], strict=True)) if (test, name) in KNOWN_GAPS
+        pytest.param(
+            name, obj, id=name, marks=pytest.mark.xfail(reason=KNOWN_GAPS[test, name], strict=True)
+        )
+        if (test, name) in KNOWN_GAPS
         else pytest.param(name, obj, id=name)
         for name, obj in items
     ]

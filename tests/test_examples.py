@@ -43,11 +43,22 @@ def test_there_are_examples():
 def test_example_runs_in_quick_mode(script):
     for module in _optional_imports(script):
         pytest.importorskip(module)
-    env = dict(os.environ, SKHOP_EXAMPLES_QUICK="1", MPLBACKEND="Agg",
-               OMP_WAIT_POLICY="PASSIVE", PYTHONWARNINGS="ignore::DeprecationWarning")
+    env = dict(
+        os.environ,
+        SKHOP_EXAMPLES_QUICK="1",
+        MPLBACKEND="Agg",
+        OMP_WAIT_POLICY="PASSIVE",
+        PYTHONWARNINGS="ignore::DeprecationWarning",
+    )
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, script.name], cwd=EXAMPLES, env=env,
-                            capture_output=True, text=True, timeout=TIMEOUT_S)
+    result = subprocess.run(
+        [sys.executable, script.name],
+        cwd=EXAMPLES,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
     elapsed = time.perf_counter() - start
     assert result.returncode == 0, (
         f"{script.name} failed after {elapsed:.1f} s:\n{result.stdout[-2000:]}\n"

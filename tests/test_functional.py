@@ -65,8 +65,9 @@ def test_neg_l2_energy_never_increases():
         s = state
         for _ in range(5):
             s = hopfield_retrieve(s, memory, beta=beta, similarity="neg_l2")
-            energies.append(hopfield_energy(s, memory, beta=beta, similarity="neg_l2",
-                                            chunk_size=7))
+            energies.append(
+                hopfield_energy(s, memory, beta=beta, similarity="neg_l2", chunk_size=7)
+            )
         e = torch.stack(energies)
         assert (e >= 0).all()
         assert (e[1:] <= e[:-1] + 1e-9).all()
@@ -81,13 +82,15 @@ def test_energy_of_other_similarities_matches_formula():
     expected = -torch.logsumexp(-0.5 * beta * d2, -1) / beta + math.log(7) / beta
     for chunk in (None, 3):
         torch.testing.assert_close(
-            hopfield_energy(xi, memory, beta=beta, similarity="neg_l2", chunk_size=chunk),
-            expected)
-        unit = hopfield_energy(xi / xi.norm(dim=1, keepdim=True),
-                               memory / memory.norm(dim=1, keepdim=True), beta=beta)
+            hopfield_energy(xi, memory, beta=beta, similarity="neg_l2", chunk_size=chunk), expected
+        )
+        unit = hopfield_energy(
+            xi / xi.norm(dim=1, keepdim=True), memory / memory.norm(dim=1, keepdim=True), beta=beta
+        )
         torch.testing.assert_close(
             hopfield_energy(3.0 * xi, memory, beta=beta, similarity="cosine", chunk_size=chunk),
-            unit)
+            unit,
+        )
     with pytest.raises(ValueError, match="similarity"):
         hopfield_energy(xi, memory, similarity="l1")
 
@@ -188,8 +191,12 @@ def test_chunked_peak_memory_is_bounded():
 
     full_scores_bytes = 1000 * 200_000 * 4  # 800 MB for the unchunked score matrix
     chunk = 4096
-    res = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT.format(chunk=chunk)],
-                         capture_output=True, text=True, check=True)
+    res = subprocess.run(
+        [sys.executable, "-c", _PEAK_SCRIPT.format(chunk=chunk)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     extra = int(res.stdout.strip())
     block = 1000 * chunk * 4  # one chunk of scores: 16 MB
     assert extra < 4 * block + 20_000_000, extra
@@ -216,8 +223,9 @@ def test_masked_memories_get_exactly_zero_weight(separation):
     mask = torch.zeros(5, 12, dtype=torch.bool)
     mask[:, 3:7] = True
     mask[2] = True  # a query that may attend to nothing
-    out, attn = hopfield_retrieve(q, m, separation=separation, top_k=3, mask=mask,
-                                  return_attention=True)
+    out, attn = hopfield_retrieve(
+        q, m, separation=separation, top_k=3, mask=mask, return_attention=True
+    )
     assert (attn[mask] == 0).all()
     assert (out[2] == 0).all() and torch.isfinite(out).all()
 
@@ -248,8 +256,10 @@ def test_topk_keeps_only_k_memories():
 
 def test_similarities_against_naive_formulas():
     g = _gen(19)
-    q, m = torch.randn(3, 5, generator=g, dtype=torch.float64), torch.randn(
-        4, 5, generator=g, dtype=torch.float64)
+    q, m = (
+        torch.randn(3, 5, generator=g, dtype=torch.float64),
+        torch.randn(4, 5, generator=g, dtype=torch.float64),
+    )
     cos = torch.nn.functional.cosine_similarity(q[:, None], m[None], dim=-1)
     torch.testing.assert_close(similarity_scores(q, m, "cosine"), cos)
     torch.testing.assert_close(similarity_scores(q, m, "neg_l2"), -0.5 * torch.cdist(q, m) ** 2)
@@ -257,16 +267,22 @@ def test_similarities_against_naive_formulas():
 
 def test_query_mask_uses_observed_coordinates_only():
     g = _gen(20)
-    q, m = torch.randn(3, 6, generator=g, dtype=torch.float64), torch.randn(
-        8, 6, generator=g, dtype=torch.float64)
+    q, m = (
+        torch.randn(3, 6, generator=g, dtype=torch.float64),
+        torch.randn(8, 6, generator=g, dtype=torch.float64),
+    )
     hidden = torch.zeros(3, 6, dtype=torch.bool)
     hidden[:, [1, 4]] = True
     obs = [0, 2, 3, 5]
     for sim in ("dot", "cosine", "neg_l2"):
-        out, attn = hopfield_retrieve(q, m, beta=1.3, similarity=sim, query_mask=hidden,
-                                      return_attention=True)
-        _, ref = hopfield_retrieve(q[:, obs], m[:, obs], beta=1.3, similarity=sim,
-                                   return_attention=True) if sim == "cosine" else (None, None)
+        out, attn = hopfield_retrieve(
+            q, m, beta=1.3, similarity=sim, query_mask=hidden, return_attention=True
+        )
+        _, ref = (
+            hopfield_retrieve(q[:, obs], m[:, obs], beta=1.3, similarity=sim, return_attention=True)
+            if sim == "cosine"
+            else (None, None)
+        )
         if sim == "cosine":
             torch.testing.assert_close(attn, ref)
         # observed entries come back unchanged; hidden ones are filled from the memory
@@ -277,8 +293,9 @@ def test_query_mask_uses_observed_coordinates_only():
 
     qn = q.clone()
     qn[hidden] = float("nan")
-    _, attn = hopfield_retrieve(qn, m, beta=1.0, similarity="neg_l2", query_mask="nan",
-                                return_attention=True)
+    _, attn = hopfield_retrieve(
+        qn, m, beta=1.0, similarity="neg_l2", query_mask="nan", return_attention=True
+    )
     d2 = torch.tensor(nan_euclidean_distances(qn.numpy(), m.numpy())) ** 2
     torch.testing.assert_close(attn, torch.softmax(-0.5 * d2, -1))
 
@@ -287,8 +304,9 @@ def test_half_masked_digits_are_completed_exactly_at_large_beta():
     memory = _digits(500)
     hidden = torch.zeros_like(memory, dtype=torch.bool)
     hidden[:, 32:] = True
-    out = hopfield_retrieve(memory.masked_fill(hidden, 0), memory, beta=200.0,
-                            similarity="neg_l2", query_mask=hidden)
+    out = hopfield_retrieve(
+        memory.masked_fill(hidden, 0), memory, beta=200.0, similarity="neg_l2", query_mask=hidden
+    )
     hit = (torch.cdist(out, memory).argmin(1) == torch.arange(500)).float().mean()
     assert hit > 0.97
 

@@ -73,9 +73,11 @@ def test_masking_an_entry_equals_removing_that_coordinate():
         # neg_l2 and dot are rescaled by d / n_observed, so dropping a column changes d
         full = _fixed(beta=0.5, similarity=similarity, standardize=False).fit(memory)
         drop = _fixed(beta=0.5 * factor, similarity=similarity, standardize=False).fit(
-            memory[:, keep])
-        np.testing.assert_allclose(full.transform(queries)[:, 5],
-                                   drop.transform(queries[:, keep])[:, 4], rtol=1e-4)
+            memory[:, keep]
+        )
+        np.testing.assert_allclose(
+            full.transform(queries)[:, 5], drop.transform(queries[:, keep])[:, 4], rtol=1e-4
+        )
 
 
 def test_complete_memories_agree_with_the_core_masked_query():
@@ -84,8 +86,9 @@ def test_complete_memories_agree_with_the_core_masked_query():
     hidden = np.random.RandomState(0).rand(*queries.shape) < 0.3
     queries[hidden] = np.nan
     imp = _fixed(beta=0.9, similarity="cosine", standardize=False).fit(X)
-    core = hopfield_retrieve(torch.tensor(queries), torch.tensor(X), beta=0.9,
-                             similarity="cosine", query_mask="nan").numpy()
+    core = hopfield_retrieve(
+        torch.tensor(queries), torch.tensor(X), beta=0.9, similarity="cosine", query_mask="nan"
+    ).numpy()
     np.testing.assert_allclose(imp.transform(queries), core, rtol=1e-4, atol=1e-5)
 
 
@@ -117,8 +120,11 @@ def test_top1_equals_knn_imputer_with_one_neighbour():
 @pytest.mark.parametrize("separation", ["sparsemax", "entmax15", "topk"])
 def test_sparse_separations_fill_within_the_observed_range(separation):
     _, Xm = _data(seed=5)
-    out = HopfieldImputer(separation=separation, top_k=5, random_state=0,
-                          max_iter=3).fit(Xm).transform(Xm)
+    out = (
+        HopfieldImputer(separation=separation, top_k=5, random_state=0, max_iter=3)
+        .fit(Xm)
+        .transform(Xm)
+    )
     lo, hi = np.nanmin(Xm, 0), np.nanmax(Xm, 0)
     assert np.all((out >= lo - 1e-6) & (out <= hi + 1e-6))
 
@@ -155,7 +161,7 @@ def test_add_indicator_appends_the_missing_indicator():
     imp = _fixed(add_indicator=True).fit(Xm)
     out = imp.transform(Xm)
     ind = MissingIndicator().fit(Xm)
-    np.testing.assert_array_equal(out[:, Xm.shape[1]:], ind.transform(Xm))
+    np.testing.assert_array_equal(out[:, Xm.shape[1] :], ind.transform(Xm))
     names = imp.get_feature_names_out()
     assert len(names) == out.shape[1] and names[-1].startswith("missingindicator_")
 
@@ -175,8 +181,9 @@ def test_standardizing_makes_the_fill_unit_free():
     scaled = Xm * np.array([1.0, 1000.0, 0.01, 1.0, 50.0])
     a = HopfieldImputer(random_state=0, max_iter=5).fit_transform(Xm)
     b = HopfieldImputer(random_state=0, max_iter=5).fit_transform(scaled)
-    np.testing.assert_allclose(b / np.array([1.0, 1000.0, 0.01, 1.0, 50.0]), a,
-                               rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(
+        b / np.array([1.0, 1000.0, 0.01, 1.0, 50.0]), a, rtol=1e-3, atol=1e-4
+    )
 
 
 def test_learned_weights_downweight_a_noise_feature():
@@ -217,8 +224,7 @@ def test_pickle_round_trip():
 
 def test_stage_i_feature_map_option():
     _, Xm = _data(seed=15)
-    imp = HopfieldImputer(feature_dim=3, separation_loss="lse", max_iter=5,
-                          random_state=0).fit(Xm)
+    imp = HopfieldImputer(feature_dim=3, separation_loss="lse", max_iter=5, random_state=0).fit(Xm)
     out = imp.transform(Xm)
     assert imp.feature_map_ is not None and np.isfinite(out).all()
     assert np.array_equal(out[~np.isnan(Xm)], Xm[~np.isnan(Xm)])
@@ -244,8 +250,9 @@ def test_pipeline_with_hopfield_classifier():
 
     X, Xm = _data(n=80, seed=17)
     y = (X[:, 0] > np.median(X[:, 0])).astype(int)
-    pipe = make_pipeline(HopfieldImputer(max_iter=3, random_state=0),
-                         HopfieldClassifier(max_iter=20, random_state=0))
+    pipe = make_pipeline(
+        HopfieldImputer(max_iter=3, random_state=0), HopfieldClassifier(max_iter=20, random_state=0)
+    )
     assert pipe.fit(Xm, y).score(Xm, y) > 0.7
 
 
@@ -283,7 +290,8 @@ def test_interrupted_refit_leaves_the_fitted_state(monkeypatch):
 
 def test_more_steps_and_auto_device_keep_observed_entries():
     _, Xm = _data(seed=19)
-    out = HopfieldImputer(n_steps=3, device="auto", random_state=0,
-                          max_iter=3).fit(Xm).transform(Xm)
+    out = (
+        HopfieldImputer(n_steps=3, device="auto", random_state=0, max_iter=3).fit(Xm).transform(Xm)
+    )
     obs = ~np.isnan(Xm)
     assert np.array_equal(out[obs], Xm[obs]) and np.isfinite(out).all()

@@ -24,8 +24,9 @@ FAST = dict(hidden_dim=16, num_heads=2, n_members=1, batch_size=8, max_iter=25, 
 
 @pytest.fixture(scope="module")
 def data():
-    bags, y, witnesses = make_mil_bags(n_bags=60, n_features=5, min_instances=3,
-                                       max_instances=9, separation=4.0, random_state=0)
+    bags, y, witnesses = make_mil_bags(
+        n_bags=60, n_features=5, min_instances=3, max_instances=9, separation=4.0, random_state=0
+    )
     return bags, y, witnesses
 
 
@@ -84,8 +85,9 @@ def test_binary_decision_function_matches_predict(fitted, data):
     df = fitted.decision_function(bags)
     assert df.shape == (len(bags),)
     np.testing.assert_array_equal(df > 0, fitted.predict(bags) == fitted.classes_[1])
-    np.testing.assert_allclose(np.log(fitted.predict_proba(bags)),
-                               fitted.predict_log_proba(bags), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(
+        np.log(fitted.predict_proba(bags)), fitted.predict_log_proba(bags), rtol=1e-6, atol=1e-9
+    )
 
 
 # ------------------------------------------------------------- padding
@@ -122,8 +124,7 @@ def test_module_padding_is_exact(fitted, data):
 def test_equal_size_bags_as_3d_array(fitted):
     rng = np.random.RandomState(1)
     cube = rng.normal(size=(6, 4, 5))
-    np.testing.assert_array_equal(fitted.predict_proba(cube),
-                                  fitted.predict_proba(list(cube)))
+    np.testing.assert_array_equal(fitted.predict_proba(cube), fitted.predict_proba(list(cube)))
 
 
 def test_members_are_independent_and_averaged(data):
@@ -310,8 +311,12 @@ def _bad_inputs(bags, y):
     inf_bag[1, 2] = np.inf
     return {
         "empty bag": (bags[:2] + [np.zeros((0, 5))] + bags[3:], y, ValueError, "bag 2 is empty"),
-        "feature counts": (bags[:4] + [bags[4][:, :3]] + bags[5:], y, ValueError,
-                           "bag 4 has 3 features"),
+        "feature counts": (
+            bags[:4] + [bags[4][:, :3]] + bags[5:],
+            y,
+            ValueError,
+            "bag 4 has 3 features",
+        ),
         "nan": (bags[:3] + [nan_bag] + bags[4:], y, ValueError, "bag 3 contains NaN"),
         "inf": (bags[:3] + [inf_bag] + bags[4:], y, ValueError, "bag 3 contains NaN or inf"),
         "label count": (bags, y[:-1], ValueError, "59 labels but X has 60 bags"),
@@ -321,14 +326,32 @@ def _bad_inputs(bags, y):
         "1-D bag": (bags[:5] + [bags[5][0]] + bags[6:], y, ValueError, "bag 5 has 1 dim"),
         "no bags": ([], [], ValueError, "no bag"),
         "single class": (bags, np.zeros(60), ValueError, "only one class"),
-        "text bag": (bags[:1] + [np.array([["a", "b"]])] + bags[2:], y, TypeError,
-                     "bag 1 is not numeric"),
+        "text bag": (
+            bags[:1] + [np.array([["a", "b"]])] + bags[2:],
+            y,
+            TypeError,
+            "bag 1 is not numeric",
+        ),
     }
 
 
-@pytest.mark.parametrize("case", ["empty bag", "feature counts", "nan", "inf", "label count",
-                                  "2-D array", "string", "number", "1-D bag", "no bags",
-                                  "single class", "text bag"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "empty bag",
+        "feature counts",
+        "nan",
+        "inf",
+        "label count",
+        "2-D array",
+        "string",
+        "number",
+        "1-D bag",
+        "no bags",
+        "single class",
+        "text bag",
+    ],
+)
 def test_bad_input_at_fit(data, case):
     bags, y, _ = data
     X, labels, error, match = _bad_inputs(list(bags), y)[case]
@@ -347,13 +370,16 @@ def test_bad_input_at_predict(fitted, data):
         fitted.predict(pd.DataFrame(np.vstack(bags)))
 
 
-@pytest.mark.parametrize("params, match", [
-    (dict(hidden_dim=10, num_heads=4), "divisible by num_heads"),
-    (dict(pooling=("mean", "median")), "pooling"),
-    (dict(hidden_dim=0), "hidden_dim"),
-    (dict(bag_dropout=1.0), "bag_dropout"),
-    (dict(device="tpu"), "device"),
-])
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(hidden_dim=10, num_heads=4), "divisible by num_heads"),
+        (dict(pooling=("mean", "median")), "pooling"),
+        (dict(hidden_dim=0), "hidden_dim"),
+        (dict(bag_dropout=1.0), "bag_dropout"),
+        (dict(device="tpu"), "device"),
+    ],
+)
 def test_bad_parameters(data, params, match):
     bags, y, _ = data
     with pytest.raises(ValueError, match=match):
@@ -366,16 +392,22 @@ def test_bad_parameters(data, params, match):
 # parametrize_with_checks yields none for a bag estimator. The API checks that
 # need no data still apply and run here.
 API_CHECKS = [
-    ec.check_estimator_cloneable, ec.check_estimator_tags_renamed, ec.check_valid_tag_types,
-    ec.check_estimator_repr, ec.check_no_attributes_set_in_init,
-    ec.check_do_not_raise_errors_in_init_or_set_params, ec.check_mixin_order,
-    ec.check_get_params_invariance, ec.check_set_params,
+    ec.check_estimator_cloneable,
+    ec.check_estimator_tags_renamed,
+    ec.check_valid_tag_types,
+    ec.check_estimator_repr,
+    ec.check_no_attributes_set_in_init,
+    ec.check_do_not_raise_errors_in_init_or_set_params,
+    ec.check_mixin_order,
+    ec.check_get_params_invariance,
+    ec.check_set_params,
     ec.check_parameters_default_constructible,
 ]
 
 
-@pytest.mark.parametrize("estimator", [HopfieldMILClassifier(), BagStandardScaler()],
-                         ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize(
+    "estimator", [HopfieldMILClassifier(), BagStandardScaler()], ids=lambda e: type(e).__name__
+)
 @pytest.mark.parametrize("check", API_CHECKS, ids=lambda c: c.__name__)
 def test_sklearn_api_checks(estimator, check):
     check(type(estimator).__name__, estimator)

@@ -18,8 +18,15 @@ def _grads_ok(module):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_hopfield_shapes_gradients_dtypes(dtype):
     torch.manual_seed(0)
-    layer = Hopfield(8, stored_size=6, hidden_size=12, output_size=5, num_heads=3,
-                     learn_beta=True, normalize=True).to(dtype)
+    layer = Hopfield(
+        8,
+        stored_size=6,
+        hidden_size=12,
+        output_size=5,
+        num_heads=3,
+        learn_beta=True,
+        normalize=True,
+    ).to(dtype)
     q = torch.randn(4, 3, 8, dtype=dtype)
     s = torch.randn(4, 7, 6, dtype=dtype)
     out, attn = layer(q, s, return_attention=True)
@@ -35,10 +42,10 @@ def test_hopfield_is_multihead_attention():
     layer = Hopfield(8, num_heads=2)
     mha = torch.nn.MultiheadAttention(8, 2, batch_first=True)
     with torch.no_grad():
-        mha.in_proj_weight.copy_(torch.cat([layer.q_proj.weight, layer.k_proj.weight,
-                                            layer.v_proj.weight]))
-        mha.in_proj_bias.copy_(torch.cat([layer.q_proj.bias, layer.k_proj.bias,
-                                          layer.v_proj.bias]))
+        mha.in_proj_weight.copy_(
+            torch.cat([layer.q_proj.weight, layer.k_proj.weight, layer.v_proj.weight])
+        )
+        mha.in_proj_bias.copy_(torch.cat([layer.q_proj.bias, layer.k_proj.bias, layer.v_proj.bias]))
         mha.out_proj.weight.copy_(layer.out_proj.weight)
         mha.out_proj.bias.copy_(layer.out_proj.bias)
     q, s = torch.randn(2, 3, 8), torch.randn(2, 5, 8)
@@ -87,8 +94,15 @@ def test_pooling_unflattened_shape():
 @pytest.mark.parametrize("hidden_size, num_heads", [(None, 1), (12, 3)])
 def test_hopfield_layer_retrieves_its_targets(hidden_size, num_heads):
     torch.manual_seed(3)
-    layer = HopfieldLayer(6, num_memories=10, output_size=3, hidden_size=hidden_size,
-                          num_heads=num_heads, beta=500.0, similarity="cosine")
+    layer = HopfieldLayer(
+        6,
+        num_memories=10,
+        output_size=3,
+        hidden_size=hidden_size,
+        num_heads=num_heads,
+        beta=500.0,
+        similarity="cosine",
+    )
     patterns = torch.randn(10, 6)
     targets = torch.randn(10, 3)
     layer.init_memories_(patterns, targets)
@@ -101,8 +115,16 @@ def test_hopfield_layer_retrieves_its_targets(hidden_size, num_heads):
 
 
 def test_hopfield_layer_leading_dims_and_steps():
-    layer = HopfieldLayer(4, num_memories=5, output_size=2, hidden_size=8, num_heads=2,
-                          n_steps=3, dropout=0.1, learn_beta=True)
+    layer = HopfieldLayer(
+        4,
+        num_memories=5,
+        output_size=2,
+        hidden_size=8,
+        num_heads=2,
+        n_steps=3,
+        dropout=0.1,
+        learn_beta=True,
+    )
     x = torch.randn(2, 3, 4)
     assert layer(x).shape == (2, 3, 2)
     layer.eval()
@@ -138,8 +160,11 @@ def test_bad_forward_inputs():
     with pytest.raises(ValueError, match="NaN"):
         layer(torch.full((1, 1, 4), float("nan")), torch.randn(1, 3, 4))
     with pytest.raises(ValueError, match="key_padding_mask must have shape"):
-        layer(torch.randn(2, 3, 4), torch.randn(2, 3, 4),
-              key_padding_mask=torch.zeros(2, 4, dtype=torch.bool))
+        layer(
+            torch.randn(2, 3, 4),
+            torch.randn(2, 3, 4),
+            key_padding_mask=torch.zeros(2, 4, dtype=torch.bool),
+        )
     pool = HopfieldPooling(4)
     with pytest.raises(ValueError, match="3 dimensions"):
         pool(torch.randn(3, 4))
@@ -158,13 +183,17 @@ def test_modules_rebuild_from_plain_state():
     from skhop.nn._rebuild import module_from_state, module_to_state
 
     torch.manual_seed(4)
-    for module in (Hopfield(4, num_heads=2, learn_beta=True),
-                   HopfieldPooling(4, num_queries=2), HopfieldLayer(4, 6, output_size=2)):
+    for module in (
+        Hopfield(4, num_heads=2, learn_beta=True),
+        HopfieldPooling(4, num_queries=2),
+        HopfieldLayer(4, 6, output_size=2),
+    ):
         state = module_to_state(module.eval())
         assert all(isinstance(v, np.ndarray) for v in state["state"].values())
         rebuilt = module_from_state(state)
-        for (k, a), (_, b) in zip(module.state_dict().items(), rebuilt.state_dict().items(),
-                                  strict=True):
+        for (k, a), (_, b) in zip(
+            module.state_dict().items(), rebuilt.state_dict().items(), strict=True
+        ):
             assert torch.equal(a, b), k
         assert not rebuilt.training
 
@@ -173,5 +202,12 @@ def test_rebuild_refuses_foreign_classes():
     from skhop.nn._rebuild import module_from_state
 
     with pytest.raises(ValueError, match="not a skhop class"):
-        module_from_state({"__skhop_module__": "os:system", "args": [], "kwargs": {},
-                           "state": {}, "training": False})
+        module_from_state(
+            {
+                "__skhop_module__": "os:system",
+                "args": [],
+                "kwargs": {},
+                "state": {},
+                "training": False,
+            }
+        )

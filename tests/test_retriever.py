@@ -45,16 +45,21 @@ NO_STAGE_I = (
 
 
 def expected_failures(est):
-    out = {"check_estimators_pickle": NAN_IN_FIT,
-           "check_estimators_pickle(readonly_memmap=True)": NAN_IN_FIT}
+    out = {
+        "check_estimators_pickle": NAN_IN_FIT,
+        "check_estimators_pickle(readonly_memmap=True)": NAN_IN_FIT,
+    }
     if est.separation_loss is None:
         out["check_transformer_n_iter"] = NO_STAGE_I
     return out
 
 
 @parametrize_with_checks(
-    [KernelHopfieldRetriever(), KernelHopfieldRetriever(**{**STAGE_I, "max_iter": 5}),
-     KernelHopfieldRetriever(similarity="dot", separation="sparsemax", feature_dim=2)],
+    [
+        KernelHopfieldRetriever(),
+        KernelHopfieldRetriever(**{**STAGE_I, "max_iter": 5}),
+        KernelHopfieldRetriever(similarity="dot", separation="sparsemax", feature_dim=2),
+    ],
     expected_failed_checks=expected_failures,
 )
 def test_sklearn_compatible(estimator, check):
@@ -75,8 +80,9 @@ def test_stage_one_lowers_its_loss_and_raises_separation(correlated):
     X = torch.from_numpy(correlated).float()
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        phi, curve = fit_feature_map(X, feature_dim=12, separation_loss="lse", tau=0.1,
-                                     max_iter=40, learning_rate=0.05)
+        phi, curve = fit_feature_map(
+            X, feature_dim=12, separation_loss="lse", tau=0.1, max_iter=40, learning_rate=0.05
+        )
     assert curve[-1] < curve[0]
     assert min_separation(phi(X)) > min_separation(X) + 0.1
     assert not any(p.requires_grad for p in phi.parameters())
@@ -107,8 +113,15 @@ def test_stage_one_batches_bound_pair_matrix():
 
     torch.Tensor.__matmul__ = spy
     try:
-        fit_feature_map(X, feature_dim=4, separation_loss="lse", tau=0.1, max_iter=2,
-                        learning_rate=0.01, chunk_size=50)
+        fit_feature_map(
+            X,
+            feature_dim=4,
+            separation_loss="lse",
+            tau=0.1,
+            max_iter=2,
+            learning_rate=0.01,
+            chunk_size=50,
+        )
     finally:
         torch.Tensor.__matmul__ = orig
     assert max(s[0] * s[1] for s in calls if s[1] != 4) <= 50 * 50
@@ -116,12 +129,14 @@ def test_stage_one_batches_bound_pair_matrix():
 
 def test_no_stage_one_initial_maps():
     X = torch.randn(40, 6)
-    ident, curve = fit_feature_map(X, feature_dim=None, separation_loss=None, tau=0.1,
-                                   max_iter=10, learning_rate=0.1)
+    ident, curve = fit_feature_map(
+        X, feature_dim=None, separation_loss=None, tau=0.1, max_iter=10, learning_rate=0.1
+    )
     assert curve == []
     torch.testing.assert_close(ident.weight, torch.eye(6))
-    pca, _ = fit_feature_map(X, feature_dim=3, separation_loss=None, tau=0.1,
-                             max_iter=10, learning_rate=0.1)
+    pca, _ = fit_feature_map(
+        X, feature_dim=3, separation_loss=None, tau=0.1, max_iter=10, learning_rate=0.1
+    )
     w = pca.weight
     torch.testing.assert_close(w @ w.T, torch.eye(3), atol=1e-5, rtol=0)
     # the top principal directions keep more energy than any other 3 coordinates
@@ -163,19 +178,21 @@ def test_auto_beta_makes_stored_patterns_fixed_points(patterns, similarity):
 # ---------------------------------------------------------------- estimator
 
 
-@pytest.mark.parametrize("params", [{}, {"similarity": "dot"}, {"similarity": "neg_l2"},
-                                    STAGE_I, {"feature_dim": 8, **STAGE_I}])
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"similarity": "dot"}, {"similarity": "neg_l2"}, STAGE_I, {"feature_dim": 8, **STAGE_I}],
+)
 def test_stored_patterns_are_fixed_points(patterns, params):
     ret = KernelHopfieldRetriever(**params).fit(patterns)
     out = ret.transform(patterns)
     scale = np.abs(patterns).max()
     np.testing.assert_allclose(out, patterns, atol=5e-3 * scale)
-    np.testing.assert_array_equal(ret.kneighbors(patterns, return_distance=False)[:, 0],
-                                  np.arange(len(patterns)))
+    np.testing.assert_array_equal(
+        ret.kneighbors(patterns, return_distance=False)[:, 0], np.arange(len(patterns))
+    )
 
 
-@pytest.mark.parametrize("params", [{}, STAGE_I, {"similarity": "neg_l2"},
-                                    {"n_steps": 2}])
+@pytest.mark.parametrize("params", [{}, STAGE_I, {"similarity": "neg_l2"}, {"n_steps": 2}])
 def test_half_masked_queries_are_recovered(params):
     rng = np.random.RandomState(2)
     X = rng.randn(100, 64)
@@ -183,8 +200,7 @@ def test_half_masked_queries_are_recovered(params):
     Q[rng.rand(*Q.shape) < 0.5] = np.nan
     ret = KernelHopfieldRetriever(**params).fit(X)
     assert ret.score(Q, np.arange(len(Q))) == 1.0
-    np.testing.assert_array_equal(ret.kneighbors(Q, return_distance=False)[:, 0],
-                                  np.arange(len(Q)))
+    np.testing.assert_array_equal(ret.kneighbors(Q, return_distance=False)[:, 0], np.arange(len(Q)))
     np.testing.assert_allclose(ret.transform(Q), X, atol=0.05)
 
 
@@ -197,8 +213,14 @@ def test_masked_entry_is_ignored_not_zeroed(patterns):
     q2 = patterns[:1].copy()
     q2[0, :8] = 0.0
     mem = torch.from_numpy(patterns).float()
-    ref = hopfield_retrieve(torch.from_numpy(q2).float(), mem, mem, beta=ret.beta_,
-                            similarity="cosine", query_mask=torch.arange(16) < 8)
+    ref = hopfield_retrieve(
+        torch.from_numpy(q2).float(),
+        mem,
+        mem,
+        beta=ret.beta_,
+        similarity="cosine",
+        query_mask=torch.arange(16) < 8,
+    )
     np.testing.assert_allclose(same, ref.numpy(), atol=1e-5)
 
 
@@ -259,16 +281,25 @@ def test_kneighbors_euclidean_matches_brute_force(patterns):
     np.testing.assert_allclose(dist, np.sort(d, axis=1)[:, :3], rtol=1e-4)
 
 
-@pytest.mark.parametrize("params", [{}, {"n_steps": 3, "beta": 2.0}, {"similarity": "neg_l2"},
-                                    {"similarity": "cosine"}, {"n_steps": 2},
-                                    {"separation": "topk", "top_k": 3, "beta": 2.0}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"n_steps": 3, "beta": 2.0},
+        {"similarity": "neg_l2"},
+        {"similarity": "cosine"},
+        {"n_steps": 2},
+        {"separation": "topk", "top_k": 3, "beta": 2.0},
+    ],
+)
 def test_approximate_equals_exact_when_candidates_cover_memory(patterns, params):
     pytest.importorskip("faiss")
     noisy = patterns[:40] + 0.5 * np.random.RandomState(6).randn(40, 16)
     Q = np.vstack([noisy, 0.2 * patterns[40:]])  # dimmed queries: the scaled model
     exact = KernelHopfieldRetriever(index="exact", **params).fit(patterns)
-    approx = KernelHopfieldRetriever(index="approximate", n_candidates=60, n_probe=1000,
-                                     **params).fit(patterns)
+    approx = KernelHopfieldRetriever(
+        index="approximate", n_candidates=60, n_probe=1000, **params
+    ).fit(patterns)
     assert approx.index_ == "approximate" and exact.index_ == "exact"
     if approx.similarity == "auto":  # both models in play
         assert set(approx.query_similarity(Q)) == {"neg_l2", "cosine"}
@@ -348,10 +379,13 @@ def test_persistence_round_trip(correlated):
     assert isinstance(restored.feature_map_, FeatureMap)
 
 
-@pytest.mark.parametrize("bad, match", [
-    (lambda X: X[:, :5], "features"),
-    (lambda X: np.where(np.eye(*X.shape, dtype=bool), np.inf, X), "infinity"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (lambda X: X[:, :5], "features"),
+        (lambda X: np.where(np.eye(*X.shape, dtype=bool), np.inf, X), "infinity"),
+    ],
+)
 def test_bad_queries(patterns, bad, match):
     ret = KernelHopfieldRetriever().fit(patterns)
     with pytest.raises(ValueError, match=match):
@@ -373,8 +407,7 @@ def test_bad_memories_and_settings(patterns):
     with pytest.raises(ValueError, match="indices"):
         ret.score(patterns, np.full(60, 60))
     with pytest.raises(ValueError, match="complete"):
-        KernelHopfieldRetriever(similarity="cosine").fit(patterns).energy(
-            np.full((1, 16), np.nan))
+        KernelHopfieldRetriever(similarity="cosine").fit(patterns).energy(np.full((1, 16), np.nan))
     with pytest.raises(ValueError, match="similarity"):
         KernelHopfieldRetriever(similarity="euclidean").fit(patterns)
 
@@ -382,13 +415,15 @@ def test_bad_memories_and_settings(patterns):
 def test_approximate_pads_missing_candidates():
     pytest.importorskip("faiss")
     X = np.random.RandomState(8).randn(400, 8)
-    ret = KernelHopfieldRetriever(index="approximate", n_lists=10, n_probe=1,
-                                  n_candidates=200, random_state=0).fit(X)
+    ret = KernelHopfieldRetriever(
+        index="approximate", n_lists=10, n_probe=1, n_candidates=200, random_state=0
+    ).fit(X)
     out = ret.transform(X[:50])
     assert np.isfinite(out).all()
     # each stored pattern falls in the list it probes first, so it still retrieves itself
-    np.testing.assert_array_equal(ret.kneighbors(X[:50], return_distance=False)[:, 0],
-                                  np.arange(50))
+    np.testing.assert_array_equal(
+        ret.kneighbors(X[:50], return_distance=False)[:, 0], np.arange(50)
+    )
 
 
 # ---------------------------------------------------------------- similarity="auto"
@@ -485,9 +520,15 @@ def test_auto_picks_the_model_that_explains_each_query(images):
     assert (fixed.query_similarity(zeroed) == "dot").all()
 
 
-@pytest.mark.parametrize("params", [{}, {"feature_dim": 16},
-                                    {"feature_dim": 64, **STAGE_I, "max_iter": 5},
-                                    {"separation": "topk", "top_k": 3}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"feature_dim": 16},
+        {"feature_dim": 64, **STAGE_I, "max_iter": 5},
+        {"separation": "topk", "top_k": 3},
+    ],
+)
 @pytest.mark.parametrize("nan", [False, True])
 def test_auto_equals_the_chosen_similarity_per_query(images, params, nan):
     X, noisy, zeroed = images
@@ -519,12 +560,14 @@ def test_auto_with_several_steps_iterates_the_chosen_similarity(images):
     mem = torch.from_numpy(X).float()
     for sim in ("neg_l2", "cosine"):
         rows = choice == sim
-        ref = hopfield_retrieve(torch.from_numpy(Q[rows]).float(), mem, beta=auto.beta_[sim],
-                                similarity=sim, n_steps=3)
+        ref = hopfield_retrieve(
+            torch.from_numpy(Q[rows]).float(), mem, beta=auto.beta_[sim], similarity=sim, n_steps=3
+        )
         np.testing.assert_allclose(out[rows], ref.numpy(), atol=1e-4)
         # the neighbours: the most similar stored patterns to the state after two updates
-        state = hopfield_retrieve(torch.from_numpy(Q[rows]).float(), mem,
-                                  beta=auto.beta_[sim], similarity=sim, n_steps=2)
+        state = hopfield_retrieve(
+            torch.from_numpy(Q[rows]).float(), mem, beta=auto.beta_[sim], similarity=sim, n_steps=2
+        )
         ref_ind = similarity_scores(state, mem, sim).argsort(dim=1, descending=True, stable=True)
         np.testing.assert_array_equal(auto.kneighbors(Q[rows], 2)[1], ref_ind[:, :2].numpy())
 
@@ -544,8 +587,10 @@ def test_auto_recovers_both_corruptions_better_than_either_fixed_similarity(imag
     X, noisy, zeroed = images
     Q = np.vstack([noisy, zeroed])
     y = np.arange(80)
-    scores = {sim: KernelHopfieldRetriever(similarity=sim).fit(X).score(Q, y)
-              for sim in ("auto", "cosine", "neg_l2")}
+    scores = {
+        sim: KernelHopfieldRetriever(similarity=sim).fit(X).score(Q, y)
+        for sim in ("auto", "cosine", "neg_l2")
+    }
     assert scores["auto"] >= max(scores["cosine"], scores["neg_l2"])
 
 

@@ -54,34 +54,50 @@ def _flat_cases(spec):
         ("empty X", lambda e: _fit(spec, e, X[:0], y[:0]), r"X: .*0 sample"),
         ("zero features", lambda e: _fit(spec, e, X[:, :0], y), r"X: .*0 feature"),
         ("complex X", lambda e: _fit(spec, e, X + 1j, y), r"X: .*[Cc]omplex"),
-        ("string X", lambda e: _fit(spec, e, np.full(X.shape, "a", dtype=object), y),
-         r"X: .*string"),
+        (
+            "string X",
+            lambda e: _fit(spec, e, np.full(X.shape, "a", dtype=object), y),
+            r"X: .*string",
+        ),
         ("sparse X", lambda e: _fit(spec, e, sp.csr_matrix(X), y), r"[Ss]parse .*\bX\b"),
         ("3-D X", lambda e: _fit(spec, e, X[:, :, None], y), r"X: .*dim 3"),
         ("unknown device", lambda e: _fit(spec, e.set_params(device="tpu"), X, y), "device"),
         ("bad n_threads", lambda e: _fit(spec, e.set_params(n_threads=0), X, y), "n_threads"),
-        ("wrong width at predict",
-         lambda e: getattr(_fit(spec, e, X, y), spec.outputs[0])(X[:, :3]), r"\bX\b.*features"),
-        ("inf at predict",
-         lambda e: getattr(_fit(spec, e, X, y), spec.outputs[0])(_with(X, np.inf)),
-         r"\bX\b.*infinity"),
+        (
+            "wrong width at predict",
+            lambda e: getattr(_fit(spec, e, X, y), spec.outputs[0])(X[:, :3]),
+            r"\bX\b.*features",
+        ),
+        (
+            "inf at predict",
+            lambda e: getattr(_fit(spec, e, X, y), spec.outputs[0])(_with(X, np.inf)),
+            r"\bX\b.*infinity",
+        ),
     ]
     if not spec.nan_in_fit:
         cases.append(("NaN in X", lambda e: _fit(spec, e, _with(X, np.nan), y), r"\bX\b.*NaN"))
     if not spec.nan_in_query:
-        cases.append(("NaN at predict",
-                      lambda e: getattr(_fit(spec, e, X, y), spec.outputs[0])(_with(X, np.nan)),
-                      r"\bX\b.*NaN"))
+        cases.append(
+            (
+                "NaN at predict",
+                lambda e: getattr(_fit(spec, e, X, y), spec.outputs[0])(_with(X, np.nan)),
+                r"\bX\b.*NaN",
+            )
+        )
     if "beta" in params:
-        cases.append(("negative beta", lambda e: _fit(spec, e.set_params(beta=-1.0), X, y),
-                      "beta"))
+        cases.append(("negative beta", lambda e: _fit(spec, e.set_params(beta=-1.0), X, y), "beta"))
     if "max_iter" in params and spec.supervised:
-        cases.append(("zero max_iter", lambda e: _fit(spec, e.set_params(max_iter=0), X, y),
-                      "max_iter"))
+        cases.append(
+            ("zero max_iter", lambda e: _fit(spec, e.set_params(max_iter=0), X, y), "max_iter")
+        )
     if "similarity" in params:
-        cases.append(("unknown similarity",
-                      lambda e: _fit(spec, e.set_params(similarity="manhattan"), X, y),
-                      "similarity"))
+        cases.append(
+            (
+                "unknown similarity",
+                lambda e: _fit(spec, e.set_params(similarity="manhattan"), X, y),
+                "similarity",
+            )
+        )
     if spec.supervised:
         ones = np.ones(len(X))
         cases += [
@@ -89,15 +105,19 @@ def _flat_cases(spec):
             ("single class", lambda e: e.fit(X, np.zeros(len(X))), "class"),
             ("single sample", lambda e: e.fit(X[:1], y[:1]), "class|sample"),
             ("NaN in y", lambda e: e.fit(X, np.where(y > 0, np.nan, 0.0)), r"\by\b.*NaN"),
-            ("sample_weight length", lambda e: e.fit(X, y, sample_weight=ones[:3]),
-             "sample_weight"),
-            ("negative sample_weight", lambda e: e.fit(X, y, sample_weight=-ones),
-             "sample_weight"),
-            ("all-zero sample_weight", lambda e: e.fit(X, y, sample_weight=0 * ones),
-             "[Ss]ample weights"),
+            (
+                "sample_weight length",
+                lambda e: e.fit(X, y, sample_weight=ones[:3]),
+                "sample_weight",
+            ),
+            ("negative sample_weight", lambda e: e.fit(X, y, sample_weight=-ones), "sample_weight"),
+            (
+                "all-zero sample_weight",
+                lambda e: e.fit(X, y, sample_weight=0 * ones),
+                "[Ss]ample weights",
+            ),
         ]
-    return [pytest.param(spec, fn, match, id=f"{spec.name}-{name}")
-            for name, fn, match in cases]
+    return [pytest.param(spec, fn, match, id=f"{spec.name}-{name}") for name, fn, match in cases]
 
 
 def _bag_cases(spec):
@@ -116,23 +136,26 @@ def _bag_cases(spec):
         ("1-D bag", lambda e: e.fit(replace(1, np.zeros(4)), y), r"bag 1"),
         ("NaN in a bag", lambda e: e.fit(replace(4, _with(bags[4], np.nan)), y), "NaN"),
         ("inf in a bag", lambda e: e.fit(replace(4, _with(bags[4], np.inf)), y), "infinity"),
-        ("string bag", lambda e: e.fit(replace(0, np.full((2, 4), "a", dtype=object)), y),
-         "bag 0"),
+        ("string bag", lambda e: e.fit(replace(0, np.full((2, 4), "a", dtype=object)), y), "bag 0"),
         ("complex bag", lambda e: e.fit(replace(0, bags[0] + 1j), y), "bag 0"),
         ("labels != bags", lambda e: e.fit(bags, y[:-1]), r"\by\b|labels|bags"),
         ("non-sequence X", lambda e: e.fit(42, y), r"\bX\b"),
         ("single class", lambda e: e.fit(bags, np.zeros(len(bags))), "class"),
         ("no bags", lambda e: e.fit([], []), r"\bX\b|bag"),
-        ("sparse bag", lambda e: e.fit(replace(0, sp.csr_matrix(bags[0])), y),
-         r"[Ss]parse|bag 0"),
-        ("wrong width at predict",
-         lambda e: e.fit(bags, y).predict([b[:, :3] for b in bags]), "features"),
+        ("sparse bag", lambda e: e.fit(replace(0, sp.csr_matrix(bags[0])), y), r"[Ss]parse|bag 0"),
+        (
+            "wrong width at predict",
+            lambda e: e.fit(bags, y).predict([b[:, :3] for b in bags]),
+            "features",
+        ),
         ("unknown device", lambda e: e.set_params(device="tpu").fit(bags, y), "device"),
-        ("negative sample_weight",
-         lambda e: e.fit(bags, y, sample_weight=-np.ones(len(bags))), "sample_weight"),
+        (
+            "negative sample_weight",
+            lambda e: e.fit(bags, y, sample_weight=-np.ones(len(bags))),
+            "sample_weight",
+        ),
     ]
-    return [pytest.param(spec, fn, match, id=f"{spec.name}-{name}")
-            for name, fn, match in cases]
+    return [pytest.param(spec, fn, match, id=f"{spec.name}-{name}") for name, fn, match in cases]
 
 
 BAD = [case for spec in FLAT for case in _flat_cases(spec)]
@@ -199,8 +222,15 @@ def test_predictions_are_identical_across_processes():
             print(s.name, t._digest(s))
     """)
     env = dict(os.environ, PYTHONHASHSEED="7")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         env=env, cwd=ROOT, check=True, timeout=300).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=True,
+        timeout=300,
+    ).stdout
     there = dict(line.split() for line in out.strip().splitlines())
     assert there == here
 
@@ -272,10 +302,18 @@ _PEAK = textwrap.dedent("""
 
 
 def _extra_peak_mb(setup, work):
-    code = _PEAK.format(setup=textwrap.indent(textwrap.dedent(setup), "").strip(),
-                        work=textwrap.dedent(work).strip())
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=ROOT, check=True, timeout=600).stdout
+    code = _PEAK.format(
+        setup=textwrap.indent(textwrap.dedent(setup), "").strip(),
+        work=textwrap.dedent(work).strip(),
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+        timeout=600,
+    ).stdout
     return float(out.strip().splitlines()[-1])
 
 
@@ -379,8 +417,11 @@ def test_low_precision_input_is_cast_up(dtype):
     X, y = _table(rows=40)
     low = X.astype(dtype)
     a = HopfieldClassifier(max_iter=5, random_state=0).fit(low, y).predict_proba(low)
-    b = HopfieldClassifier(max_iter=5, random_state=0).fit(
-        low.astype(np.float32), y).predict_proba(low.astype(np.float32))
+    b = (
+        HopfieldClassifier(max_iter=5, random_state=0)
+        .fit(low.astype(np.float32), y)
+        .predict_proba(low.astype(np.float32))
+    )
     np.testing.assert_array_equal(a, b)
 
 

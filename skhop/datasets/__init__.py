@@ -19,18 +19,18 @@ MIL_DATASETS = ("elephant", "fox", "tiger", "ucsb_breast_cancer")
 
 _DESCR = {
     "elephant": "Corel image benchmark of Andrews et al. (2002): is there an elephant in the "
-                "image? An image is a bag of segmented regions (instances), each described by "
-                "230 colour, texture and shape features.",
+    "image? An image is a bag of segmented regions (instances), each described by "
+    "230 colour, texture and shape features.",
     "fox": "Corel image benchmark of Andrews et al. (2002): is there a fox in the image? An "
-           "image is a bag of segmented regions (instances), each described by 230 colour, "
-           "texture and shape features.",
+    "image is a bag of segmented regions (instances), each described by 230 colour, "
+    "texture and shape features.",
     "tiger": "Corel image benchmark of Andrews et al. (2002): is there a tiger in the image? "
-             "An image is a bag of segmented regions (instances), each described by 230 "
-             "colour, texture and shape features.",
+    "An image is a bag of segmented regions (instances), each described by 230 "
+    "colour, texture and shape features.",
     "ucsb_breast_cancer": "UCSB breast cancer tissue microarrays, MIL version of Kandemir, "
-                          "Zhang & Hamprecht (2014): is the tissue malignant? An image is a bag "
-                          "of patches (instances), each described by 708 features. Feature "
-                          "scales differ strongly; standardise before use.",
+    "Zhang & Hamprecht (2014): is the tissue malignant? An image is a bag "
+    "of patches (instances), each described by 708 features. Feature "
+    "scales differ strongly; standardise before use.",
 }
 
 
@@ -90,15 +90,25 @@ def load_mil(name, *, return_X_y=False):
     target = label[starts]
     if return_X_y:
         return bags, target
-    descr = (f"{name} multiple-instance data set: {len(bags)} bags "
-             f"({int(target.sum())} positive), {len(X)} instances, {X.shape[1]} features.\n\n"
-             f"{_DESCR[name]}\n\nOrigin, format and licence notes: skhop/datasets/data/README.md.")
-    return Bunch(bags=bags, target=target, bag_ids=ids, feature_names=feature_names,
-                 DESCR=descr)
+    descr = (
+        f"{name} multiple-instance data set: {len(bags)} bags "
+        f"({int(target.sum())} positive), {len(X)} instances, {X.shape[1]} features.\n\n"
+        f"{_DESCR[name]}\n\nOrigin, format and licence notes: skhop/datasets/data/README.md."
+    )
+    return Bunch(bags=bags, target=target, bag_ids=ids, feature_names=feature_names, DESCR=descr)
 
 
-def make_mil_bags(n_bags=100, n_features=10, *, min_instances=5, max_instances=15,
-                  witness_rate=0.2, positive_fraction=0.5, separation=2.0, random_state=None):
+def make_mil_bags(
+    n_bags=100,
+    n_features=10,
+    *,
+    min_instances=5,
+    max_instances=15,
+    witness_rate=0.2,
+    positive_fraction=0.5,
+    separation=2.0,
+    random_state=None,
+):
     """Draw bags of Gaussian instances with planted witnesses.
 
     Negative instances are standard normal. A positive bag contains at least
@@ -137,13 +147,18 @@ def make_mil_bags(n_bags=100, n_features=10, *, min_instances=5, max_instances=1
     >>> len(bags), bags[0].shape[1], all((w.sum() > 0) == t for w, t in zip(inst, y))
     (6, 3, True)
     """
-    for arg, value, low in (("n_bags", n_bags, 1), ("n_features", n_features, 1),
-                            ("min_instances", min_instances, 1)):
+    for arg, value, low in (
+        ("n_bags", n_bags, 1),
+        ("n_features", n_features, 1),
+        ("min_instances", min_instances, 1),
+    ):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
             raise ValueError(f"{arg} must be an int >= {low}, got {value!r}.")
     if not isinstance(max_instances, (int, np.integer)) or max_instances < min_instances:
-        raise ValueError(f"max_instances must be an int >= min_instances ({min_instances}), "
-                         f"got {max_instances!r}.")
+        raise ValueError(
+            f"max_instances must be an int >= min_instances ({min_instances}), "
+            f"got {max_instances!r}."
+        )
     for arg, value in (("witness_rate", witness_rate), ("positive_fraction", positive_fraction)):
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{arg} must be in [0, 1], got {value!r}.")

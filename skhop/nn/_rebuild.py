@@ -54,11 +54,11 @@ def module_from_state(state):
     obj = importlib.import_module(mod_name)
     for part in qualname.split("."):
         obj = getattr(obj, part)
-    if not (isinstance(obj, type) and issubclass(obj, Rebuildable)
-            and issubclass(obj, torch.nn.Module)):
+    if not (
+        isinstance(obj, type) and issubclass(obj, Rebuildable) and issubclass(obj, torch.nn.Module)
+    ):
         raise ValueError(f"{path!r} is not a rebuildable skhop module.")
     module = obj(*state["args"], **state["kwargs"])
-    module.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in
-                            state["state"].items()})
+    module.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state["state"].items()})
     module.train(state["training"])
     return module

@@ -50,7 +50,7 @@ def _check_finite(name, t):
     flat = t.detach().reshape(-1)
     step = AUTO_CHUNK_ELEMENTS
     for start in range(0, flat.numel(), step):
-        if not torch.isfinite(flat[start:start + step]).all():
+        if not torch.isfinite(flat[start : start + step]).all():
             raise ValueError(f"{name} contains NaN or infinity.")
 
 
@@ -175,8 +175,9 @@ def _slice_mask(mask, start, stop):
     return mask[..., start:stop]
 
 
-def _dense_step(query, memory, values, beta, similarity, separation, mask, observed, top_k,
-                dropout_p, training):
+def _dense_step(
+    query, memory, values, beta, similarity, separation, mask, observed, top_k, dropout_p, training
+):
     scores = _scaled_scores(query, memory, beta, similarity, observed)
     attn = separate(scores, separation, mask=mask, top_k=top_k)
     weights = attn
@@ -195,14 +196,16 @@ def _gather_rows(values, idx):
     return torch.gather(v, -2, i).reshape(*batch, L, k, dv)
 
 
-def _chunked_step(query, memory, values, beta, similarity, separation, mask, observed, top_k,
-                  chunk_size):
+def _chunked_step(
+    query, memory, values, beta, similarity, separation, mask, observed, top_k, chunk_size
+):
     """One read-out streamed over memory chunks with an exact online log-sum-exp.
 
     Peak extra memory is O(L * chunk_size) instead of O(L * M).
     """
     M = memory.shape[-2]
     if separation == "topk":
+
         def block_scores(start, stop):
             s = _scaled_scores(query, memory[..., start:stop, :], beta, similarity, observed)
             m = _slice_mask(mask, start, stop)
@@ -213,8 +216,9 @@ def _chunked_step(query, memory, values, beta, similarity, separation, mask, obs
         rows = _gather_rows(values, best_i)
         return (w.unsqueeze(-2) @ rows).squeeze(-2)
 
-    m, total, acc = _softmax_partial(query, memory, values, beta, similarity, mask, observed,
-                                     chunk_size)
+    m, total, acc = _softmax_partial(
+        query, memory, values, beta, similarity, mask, observed, chunk_size
+    )
     parts = [(m, total, acc)]
     if separation == "softmax1":
         # the extra 1 in the denominator is one more logit 0 that reads out zeros
@@ -229,7 +233,9 @@ def _softmax_partial(query, memory, values, beta, similarity, mask, observed, ch
     dv = values.shape[-1]
     dtype = torch.promote_types(query.dtype, values.dtype)
     grad = torch.is_grad_enabled() and (
-        query.requires_grad or memory.requires_grad or values.requires_grad
+        query.requires_grad
+        or memory.requires_grad
+        or values.requires_grad
         or (isinstance(beta, torch.Tensor) and beta.requires_grad)
     )
     run_max = torch.full((*batch, L, 1), float("-inf"), dtype=dtype, device=query.device)
@@ -257,8 +263,9 @@ def _softmax_partial(query, memory, values, beta, similarity, mask, observed, ch
     return run_max, run_sum, acc
 
 
-def hopfield_partial(query, memory, values=None, *, beta=1.0, similarity="dot", mask=None,
-                     chunk_size=None):
+def hopfield_partial(
+    query, memory, values=None, *, beta=1.0, similarity="dot", mask=None, chunk_size=None
+):
     """Softmax retrieval over one shard of the memory, left un-normalised.
 
     Returns ``(max, sum, acc)`` with ``max`` the largest scaled score per
@@ -295,8 +302,10 @@ def hopfield_partial(query, memory, values=None, *, beta=1.0, similarity="dot", 
     if similarity not in SIMILARITIES:
         raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}.")
     if query.shape[-1] != memory.shape[-1] or values.shape[-2] != memory.shape[-2]:
-        raise ValueError("query, memory and values have inconsistent shapes: "
-                         f"{tuple(query.shape)}, {tuple(memory.shape)}, {tuple(values.shape)}.")
+        raise ValueError(
+            "query, memory and values have inconsistent shapes: "
+            f"{tuple(query.shape)}, {tuple(memory.shape)}, {tuple(values.shape)}."
+        )
     _check_finite("query", query)
     _check_finite("memory", memory)
     M = memory.shape[-2]
@@ -452,10 +461,22 @@ def hopfield_retrieve(
         # half precision: computed in float32 (softmax sums lose too much in 16 bits),
         # returned in the query's dtype
         result = hopfield_retrieve(
-            query.float(), memory.float(), None if values is None else values.float(),
-            beta=beta, similarity=similarity, separation=separation, n_steps=n_steps, tol=tol,
-            mask=mask, query_mask=query_mask, chunk_size=chunk_size, top_k=top_k,
-            dropout_p=dropout_p, training=training, return_attention=return_attention)
+            query.float(),
+            memory.float(),
+            None if values is None else values.float(),
+            beta=beta,
+            similarity=similarity,
+            separation=separation,
+            n_steps=n_steps,
+            tol=tol,
+            mask=mask,
+            query_mask=query_mask,
+            chunk_size=chunk_size,
+            top_k=top_k,
+            dropout_p=dropout_p,
+            training=training,
+            return_attention=return_attention,
+        )
         if return_attention:
             return result[0].to(query.dtype), result[1].to(query.dtype)
         return result.to(query.dtype)
@@ -507,8 +528,9 @@ def hopfield_retrieve(
                 "(its normaliser needs the whole row)."
             )
         if return_attention:
-            raise ValueError("return_attention=True needs the whole attention matrix; "
-                             "leave chunk_size=None.")
+            raise ValueError(
+                "return_attention=True needs the whole attention matrix; leave chunk_size=None."
+            )
     _check_finite("memory", memory)
     if values_given:
         _check_finite("values", values)
@@ -534,10 +556,22 @@ def hopfield_retrieve(
 
     def step(state, vals, obs):
         if chunk_size is None:
-            return _dense_step(state, memory, vals, beta, similarity, separation, mask, obs,
-                               top_k, dropout_p, training)
-        out = _chunked_step(state, memory, vals, beta, similarity, separation, mask, obs,
-                            top_k, chunk_size)
+            return _dense_step(
+                state,
+                memory,
+                vals,
+                beta,
+                similarity,
+                separation,
+                mask,
+                obs,
+                top_k,
+                dropout_p,
+                training,
+            )
+        out = _chunked_step(
+            state, memory, vals, beta, similarity, separation, mask, obs, top_k, chunk_size
+        )
         return out, None
 
     clamp = observed is not None and not values_given
@@ -620,7 +654,7 @@ def hopfield_energy(state, memory, beta=1.0, chunk_size=None, similarity="dot"):
         state = state / state.norm(dim=-1, keepdim=True).clamp_min(_EPS)
     lse = m_max = None
     for start in range(0, M, chunk_size):
-        part = memory[..., start:start + chunk_size, :]
+        part = memory[..., start : start + chunk_size, :]
         if similarity == "cosine":
             part = part / part.norm(dim=-1, keepdim=True).clamp_min(_EPS)
         scores = similarity_scores(state, part, "neg_l2" if similarity == "neg_l2" else "dot")
@@ -630,5 +664,4 @@ def hopfield_energy(state, memory, beta=1.0, chunk_size=None, similarity="dot"):
         m_max = chunk_max if m_max is None else torch.maximum(m_max, chunk_max)
     if similarity == "neg_l2":
         return -lse / beta + math.log(M) / beta
-    return (-lse / beta + 0.5 * (state * state).sum(-1) + math.log(M) / beta
-            + 0.5 * m_max * m_max)
+    return -lse / beta + 0.5 * (state * state).sum(-1) + math.log(M) / beta + 0.5 * m_max * m_max

@@ -34,8 +34,9 @@ def _positive_int(name, value, allow_none=False):
 class _HopfieldCore(nn.Module):
     """Shared settings of the retrieval: heads, beta, separation, steps, dropout."""
 
-    def __init__(self, head_dim, num_heads, beta, learn_beta, separation, similarity, n_steps,
-                 top_k, dropout):
+    def __init__(
+        self, head_dim, num_heads, beta, learn_beta, separation, similarity, n_steps, top_k, dropout
+    ):
         super().__init__()
         _positive_int("num_heads", num_heads)
         _positive_int("n_steps", n_steps)
@@ -49,8 +50,12 @@ class _HopfieldCore(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
         if beta is None:
             beta = 1.0 / math.sqrt(head_dim)
-        if not (isinstance(beta, (int, float)) and not isinstance(beta, bool)
-                and math.isfinite(beta) and beta > 0):
+        if not (
+            isinstance(beta, (int, float))
+            and not isinstance(beta, bool)
+            and math.isfinite(beta)
+            and beta > 0
+        ):
             raise ValueError(f"beta must be None or a positive number, got {beta!r}.")
         log_beta = torch.tensor(math.log(beta))
         if learn_beta:
@@ -82,9 +87,18 @@ class _HopfieldCore(nn.Module):
     def _retrieve(self, q, k, v, mask, return_attention):
         beta = self.beta if self.log_beta.requires_grad else float(self.beta)
         result = hopfield_retrieve(
-            q, k, v, beta=beta, similarity=self.similarity, separation=self.separation,
-            n_steps=self.n_steps, mask=mask, top_k=self.top_k, dropout_p=self.dropout,
-            training=self.training, return_attention=return_attention,
+            q,
+            k,
+            v,
+            beta=beta,
+            similarity=self.similarity,
+            separation=self.separation,
+            n_steps=self.n_steps,
+            mask=mask,
+            top_k=self.top_k,
+            dropout_p=self.dropout,
+            training=self.training,
+            return_attention=return_attention,
         )
         return result if return_attention else (result, None)
 
@@ -95,8 +109,9 @@ def _check_input(name, x, size, ndim):
     if x.dim() != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(x.shape)}.")
     if x.shape[-1] != size:
-        raise ValueError(f"{name} must have {size} features in its last dimension, "
-                         f"got {x.shape[-1]}.")
+        raise ValueError(
+            f"{name} must have {size} features in its last dimension, got {x.shape[-1]}."
+        )
     if x.is_floating_point() and not torch.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or infinity.")
 
@@ -156,24 +171,52 @@ class Hopfield(Rebuildable, nn.Module):
     (torch.Size([4, 5, 8]), torch.Size([4, 2, 5, 7]))
     """
 
-    def __init__(self, input_size, stored_size=None, hidden_size=None, output_size=None, *,
-                 num_heads=1, beta=None, learn_beta=False, normalize=False, dropout=0.0,
-                 separation="softmax", similarity="dot", n_steps=1, top_k=None,
-                 batch_first=True, bias=True):
+    def __init__(
+        self,
+        input_size,
+        stored_size=None,
+        hidden_size=None,
+        output_size=None,
+        *,
+        num_heads=1,
+        beta=None,
+        learn_beta=False,
+        normalize=False,
+        dropout=0.0,
+        separation="softmax",
+        similarity="dot",
+        n_steps=1,
+        top_k=None,
+        batch_first=True,
+        bias=True,
+    ):
         super().__init__()
         _positive_int("input_size", input_size)
-        for name, v in (("stored_size", stored_size), ("hidden_size", hidden_size),
-                        ("output_size", output_size)):
+        for name, v in (
+            ("stored_size", stored_size),
+            ("hidden_size", hidden_size),
+            ("output_size", output_size),
+        ):
             _positive_int(name, v, allow_none=True)
         stored_size = stored_size or input_size
         hidden_size = hidden_size or input_size
         output_size = output_size or input_size
         _positive_int("num_heads", num_heads)
         if hidden_size % num_heads:
-            raise ValueError(f"hidden_size ({hidden_size}) must be divisible by num_heads "
-                             f"({num_heads}).")
-        self.core = _HopfieldCore(hidden_size // num_heads, num_heads, beta, learn_beta,
-                                  separation, similarity, n_steps, top_k, dropout)
+            raise ValueError(
+                f"hidden_size ({hidden_size}) must be divisible by num_heads ({num_heads})."
+            )
+        self.core = _HopfieldCore(
+            hidden_size // num_heads,
+            num_heads,
+            beta,
+            learn_beta,
+            separation,
+            similarity,
+            n_steps,
+            top_k,
+            dropout,
+        )
         self.input_size, self.stored_size = input_size, stored_size
         self.hidden_size, self.output_size = hidden_size, output_size
         self.batch_first = bool(batch_first)
@@ -184,8 +227,15 @@ class Hopfield(Rebuildable, nn.Module):
         self.v_proj = nn.Linear(stored_size, hidden_size, bias=bias)
         self.out_proj = nn.Linear(hidden_size, output_size, bias=bias)
 
-    def forward(self, query, stored, values=None, key_padding_mask=None, attn_mask=None,
-                return_attention=False):
+    def forward(
+        self,
+        query,
+        stored,
+        values=None,
+        key_padding_mask=None,
+        attn_mask=None,
+        return_attention=False,
+    ):
         """Retrieve for every state pattern.
 
         Parameters
@@ -218,16 +268,19 @@ class Hopfield(Rebuildable, nn.Module):
             if values.shape[:2] != stored.shape[:2]:
                 raise ValueError("values must have the same batch and length as stored.")
         if query.shape[0] != stored.shape[0]:
-            raise ValueError(f"query and stored have different batch sizes: {query.shape[0]} "
-                             f"and {stored.shape[0]}.")
+            raise ValueError(
+                f"query and stored have different batch sizes: {query.shape[0]} "
+                f"and {stored.shape[0]}."
+            )
         B, L, M = query.shape[0], query.shape[1], stored.shape[1]
         mask = _padding_mask("key_padding_mask", key_padding_mask, B, M)
         if attn_mask is not None:
             if not isinstance(attn_mask, torch.Tensor) or attn_mask.dtype != torch.bool:
                 raise TypeError("attn_mask must be a bool tensor (True = forbidden).")
             if tuple(attn_mask.shape) != (L, M):
-                raise ValueError(f"attn_mask must have shape ({L}, {M}), "
-                                 f"got {tuple(attn_mask.shape)}.")
+                raise ValueError(
+                    f"attn_mask must have shape ({L}, {M}), got {tuple(attn_mask.shape)}."
+                )
             mask = attn_mask if mask is None else mask | attn_mask
         c = self.core
         q = c._split(self.q_proj(self.norm_query(query)))
@@ -278,10 +331,25 @@ class HopfieldPooling(Rebuildable, nn.Module):
     (torch.Size([3, 12]), torch.Size([3, 1, 2, 10]), 0.0)
     """
 
-    def __init__(self, input_size, hidden_size=None, output_size=None, *, num_heads=1,
-                 num_queries=1, flatten=True, beta=None, learn_beta=False, normalize=False,
-                 dropout=0.0, separation="softmax", similarity="dot", n_steps=1, top_k=None,
-                 bias=True):
+    def __init__(
+        self,
+        input_size,
+        hidden_size=None,
+        output_size=None,
+        *,
+        num_heads=1,
+        num_queries=1,
+        flatten=True,
+        beta=None,
+        learn_beta=False,
+        normalize=False,
+        dropout=0.0,
+        separation="softmax",
+        similarity="dot",
+        n_steps=1,
+        top_k=None,
+        bias=True,
+    ):
         super().__init__()
         _positive_int("input_size", input_size)
         _positive_int("hidden_size", hidden_size, allow_none=True)
@@ -291,10 +359,20 @@ class HopfieldPooling(Rebuildable, nn.Module):
         hidden_size = hidden_size or input_size
         output_size = output_size or hidden_size
         if hidden_size % num_heads:
-            raise ValueError(f"hidden_size ({hidden_size}) must be divisible by num_heads "
-                             f"({num_heads}).")
-        self.core = _HopfieldCore(hidden_size // num_heads, num_heads, beta, learn_beta,
-                                  separation, similarity, n_steps, top_k, dropout)
+            raise ValueError(
+                f"hidden_size ({hidden_size}) must be divisible by num_heads ({num_heads})."
+            )
+        self.core = _HopfieldCore(
+            hidden_size // num_heads,
+            num_heads,
+            beta,
+            learn_beta,
+            separation,
+            similarity,
+            n_steps,
+            top_k,
+            dropout,
+        )
         self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, output_size
         self.num_queries, self.flatten = num_queries, bool(flatten)
         self.query = nn.Parameter(torch.empty(num_queries, hidden_size))
@@ -370,9 +448,23 @@ class HopfieldLayer(Rebuildable, nn.Module):
     torch.Size([8, 3])
     """
 
-    def __init__(self, input_size, num_memories, output_size=None, hidden_size=None, *,
-                 num_heads=1, beta=None, learn_beta=False, normalize=False, dropout=0.0,
-                 separation="softmax", similarity="dot", n_steps=1, top_k=None):
+    def __init__(
+        self,
+        input_size,
+        num_memories,
+        output_size=None,
+        hidden_size=None,
+        *,
+        num_heads=1,
+        beta=None,
+        learn_beta=False,
+        normalize=False,
+        dropout=0.0,
+        separation="softmax",
+        similarity="dot",
+        n_steps=1,
+        top_k=None,
+    ):
         super().__init__()
         _positive_int("input_size", input_size)
         _positive_int("num_memories", num_memories)
@@ -386,11 +478,13 @@ class HopfieldLayer(Rebuildable, nn.Module):
             head_dim = input_size
         else:
             if hidden_size % num_heads:
-                raise ValueError(f"hidden_size ({hidden_size}) must be divisible by num_heads "
-                                 f"({num_heads}).")
+                raise ValueError(
+                    f"hidden_size ({hidden_size}) must be divisible by num_heads ({num_heads})."
+                )
             head_dim = hidden_size // num_heads
-        self.core = _HopfieldCore(head_dim, num_heads, beta, learn_beta, separation,
-                                  similarity, n_steps, top_k, dropout)
+        self.core = _HopfieldCore(
+            head_dim, num_heads, beta, learn_beta, separation, similarity, n_steps, top_k, dropout
+        )
         self.input_size, self.num_memories = input_size, num_memories
         self.output_size, self.hidden_size = output_size, hidden_size
         self.norm = nn.LayerNorm(input_size) if normalize else nn.Identity()
@@ -410,13 +504,16 @@ class HopfieldLayer(Rebuildable, nn.Module):
         targets : Tensor of shape (num_memories, output_size), optional
         """
         if tuple(patterns.shape) != tuple(self.stored.shape):
-            raise ValueError(f"patterns must have shape {tuple(self.stored.shape)}, "
-                             f"got {tuple(patterns.shape)}.")
+            raise ValueError(
+                f"patterns must have shape {tuple(self.stored.shape)}, got {tuple(patterns.shape)}."
+            )
         self.stored.copy_(patterns)
         if targets is not None:
             if tuple(targets.shape) != tuple(self.targets.shape):
-                raise ValueError(f"targets must have shape {tuple(self.targets.shape)}, "
-                                 f"got {tuple(targets.shape)}.")
+                raise ValueError(
+                    f"targets must have shape {tuple(self.targets.shape)}, "
+                    f"got {tuple(targets.shape)}."
+                )
             self.targets.copy_(targets)
         return self
 
@@ -439,8 +536,10 @@ class HopfieldLayer(Rebuildable, nn.Module):
         if not isinstance(input, torch.Tensor):
             raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}.")
         if input.dim() < 1 or input.shape[-1] != self.input_size:
-            raise ValueError(f"input must have {self.input_size} features in its last "
-                             f"dimension, got shape {tuple(input.shape)}.")
+            raise ValueError(
+                f"input must have {self.input_size} features in its last "
+                f"dimension, got shape {tuple(input.shape)}."
+            )
         if not torch.isfinite(input).all():
             raise ValueError("input contains NaN or infinity.")
         lead = input.shape[:-1]
