@@ -7,7 +7,13 @@ PY := $(VENV)/bin/python
 # CPU build; elsewhere install the torch you want first, or override this.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test docs docs-quick lint clean
+# The numerics-heavy tests: rerun with torch's CPU kernels forced to other
+# levels, since each level (and each CPU) rounds float32 sums its own way.
+NUMERICS := tests/test_functional.py tests/test_core_properties.py tests/test_modules.py \
+	tests/test_retriever.py tests/test_imputer.py tests/test_classifier.py tests/test_mil.py \
+	tests/test_robustness.py tests/test_device.py skhop
+
+.PHONY: demo test test-heavy test-numerics docs docs-quick lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +25,22 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	OMP_WAIT_POLICY=PASSIVE $(PY) examples/demo.py
 
+# The default tier: quick tests of behaviour, lint and format.
 test: $(VENV)/.installed
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q
+
+# The second tier: tests that start other processes, and the slow ones.
+test-heavy: $(VENV)/.installed
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q -m "heavy or slow"
+
+# The numerics tests with torch's plain and AVX2 kernels.
+test-numerics: $(VENV)/.installed
+	for level in default avx2; do \
+		echo "ATEN_CPU_CAPABILITY=$$level"; \
+		ATEN_CPU_CAPABILITY=$$level OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q $(NUMERICS) || exit 1; \
+	done
 
 # The documentation: API reference, user guide and the example gallery
 # (the gallery scripts run during the build). Warnings are errors.

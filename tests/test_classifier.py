@@ -61,6 +61,7 @@ def test_pandas_feature_names(data):
     assert not hasattr(fit(X, y), "feature_names_in_")
 
 
+@pytest.mark.heavy  # GridSearchCV(n_jobs=2) starts worker processes
 def test_pipeline_gridsearch_and_cv(data):
     X, y = data
     pipe = make_pipeline(StandardScaler(), HopfieldClassifier(**FAST))
@@ -258,18 +259,27 @@ def test_embedding_heads_and_similarities(data):
     assert fit(X, y, n_memories=10).n_memories_ == 10
 
 
-def test_interrupted_fit_leaves_estimator_unchanged(data, monkeypatch):
+@pytest.mark.parametrize("warm_start", [False, True])
+def test_interrupted_fit_leaves_estimator_unchanged(data, monkeypatch, warm_start):
     X, y = data
-    clf = fit(X, y)
+    clf = fit(X, y).set_params(warm_start=warm_start)
     before = clf.predict_proba(X)
+    n_iter, classes = clf.n_iter_, clf.classes_.copy()
     import skhop._classifier as mod
 
-    def boom(*args, **kwargs):
+    def interrupt(module, *args, **kwargs):
+        with torch.no_grad():  # training had changed the weights when it was stopped
+            for p in module.parameters():
+                p.add_(1.0)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(mod, "train", boom)
+    monkeypatch.setattr(mod, "train", interrupt)
+    # a cold fit would change the width and the classes; a warm one only the weights
+    X_new, y_new = (X + 1.0, y[::-1].copy()) if warm_start else (X[:, :2], y + 5)
     with pytest.raises(KeyboardInterrupt):
-        clf.set_params(max_iter=7).fit(X, y[::-1].copy())
+        clf.set_params(max_iter=7).fit(X_new, y_new)
+    assert clf.n_iter_ == n_iter and clf.max_iter == 7 and clf.n_features_in_ == X.shape[1]
+    np.testing.assert_array_equal(clf.classes_, classes)
     np.testing.assert_array_equal(clf.predict_proba(X), before)
 
 

@@ -1,58 +1,27 @@
-"""sklearn's estimator checks over every public estimator.
+"""sklearn's estimator checks, once over every configuration in the registry.
 
-Estimators on 2-D arrays run all of ``parametrize_with_checks``. The
-multiple-instance classifier takes a list of bags, which sklearn's checks
-cannot generate: its tags say so, the checks that apply run here, and its
-own test file covers the rest of the contract (clone, pickle, refit, CV).
+The registry (``estimator_specs.SPECS``) names each public estimator, the
+extra configurations the checks also run on, and the checks each cannot pass,
+with the reason. The multiple-instance classifier takes a list of bags, which
+sklearn's checks cannot generate: its tags say so, the checks that apply run
+here, and its own test file covers the rest of the contract (clone, pickle,
+refit, CV).
 """
 
 import pytest
+from estimator_specs import check_instances
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skhop import (
-    HopfieldClassifier,
-    HopfieldImputer,
-    HopfieldMILClassifier,
-    KernelHopfieldRetriever,
-)
-
-ESTIMATORS = [
-    HopfieldClassifier(max_iter=20, random_state=0),
-    KernelHopfieldRetriever(random_state=0),
-    HopfieldImputer(random_state=0),
-    HopfieldMILClassifier(max_iter=10, random_state=0),
-]
-
-# Checks that cannot pass, with the reason. Keep this list short and honest.
-NAN_MARKS_UNOBSERVED = (
-    "allow_nan is tagged because NaN marks unobserved entries of a query; stored "
-    "patterns must be complete, and this check fits on data with NaN"
-)
-EXPECTED_FAILURES = {
-    "KernelHopfieldRetriever": {
-        "check_estimators_pickle": NAN_MARKS_UNOBSERVED,
-        "check_estimators_pickle(readonly_memmap=True)": NAN_MARKS_UNOBSERVED,
-        "check_transformer_n_iter": (
-            "without Stage I (separation_loss=None, the default) no iteration runs, so n_iter_ is 0"
-        ),
-    },
-    "HopfieldClassifier": {
-        "check_sample_weight_equivalence_on_dense_data": (
-            "the stored patterns start as a sample of the training rows, so repeating a "
-            "row changes which rows become prototypes; weights and repetitions give equal "
-            "losses but not equal initial models"
-        ),
-    },
-}
-
-
-def _expected(estimator):
-    return EXPECTED_FAILURES.get(type(estimator).__name__, {})
-
+INSTANCES = check_instances()
+_FAILURES = {id(est): spec.expected_failures for spec, est in INSTANCES}
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
-@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected)
+def _expected(estimator):
+    return _FAILURES[id(estimator)](estimator)
+
+
+@parametrize_with_checks([est for _, est in INSTANCES], expected_failed_checks=_expected)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

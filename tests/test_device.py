@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from estimator_specs import available, fitted, outputs
+from estimator_specs import SPECS, fitted, outputs
 
-SPECS = available()
 ids = [s.name for s in SPECS]
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

@@ -10,6 +10,8 @@ da = pytest.importorskip("dask.array")
 
 from skhop.distributed import predict_blocks, sharded_retrieve  # noqa: E402
 
+pytestmark = pytest.mark.heavy  # a Dask cluster of worker processes
+
 
 @pytest.fixture(scope="module")
 def client():

@@ -18,6 +18,8 @@ import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SCRIPTS = sorted(EXAMPLES.glob("plot_*.py"))
+
+pytestmark = pytest.mark.heavy  # a process per script
 # Imports that are extras rather than dependencies of skhop.
 OPTIONAL = {"matplotlib", "pandas", "dask", "distributed", "skorch", "faiss", "skops"}
 # A hang guard, far above what any example needs in quick mode.

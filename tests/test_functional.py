@@ -185,6 +185,7 @@ print((after - before) * 1024)
 """
 
 
+@pytest.mark.heavy  # a subprocess with 200,000 memories
 def test_chunked_peak_memory_is_bounded():
     import subprocess
     import sys

@@ -9,7 +9,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics.pairwise import nan_euclidean_distances
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skhop import HopfieldImputer
 from skhop.nn.functional import hopfield_retrieve
@@ -29,11 +28,6 @@ def _fixed(**kw):
     kw.setdefault("beta", 0.7)
     kw.setdefault("feature_weights", "uniform")
     return HopfieldImputer(**kw)
-
-
-@parametrize_with_checks([HopfieldImputer(), HopfieldImputer(beta=1.0, separation="sparsemax")])
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
 
 
 def test_observed_entries_come_back_bit_identical():

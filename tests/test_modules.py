@@ -39,8 +39,9 @@ def test_hopfield_shapes_gradients_dtypes(dtype):
 
 def test_hopfield_is_multihead_attention():
     torch.manual_seed(0)
-    layer = Hopfield(8, num_heads=2)
-    mha = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+    # in float64: the test is about the math, not about float32 rounding of two kernels
+    layer = Hopfield(8, num_heads=2).double()
+    mha = torch.nn.MultiheadAttention(8, 2, batch_first=True).double()
     with torch.no_grad():
         mha.in_proj_weight.copy_(
             torch.cat([layer.q_proj.weight, layer.k_proj.weight, layer.v_proj.weight])
@@ -48,18 +49,19 @@ def test_hopfield_is_multihead_attention():
         mha.in_proj_bias.copy_(torch.cat([layer.q_proj.bias, layer.k_proj.bias, layer.v_proj.bias]))
         mha.out_proj.weight.copy_(layer.out_proj.weight)
         mha.out_proj.bias.copy_(layer.out_proj.bias)
-    q, s = torch.randn(2, 3, 8), torch.randn(2, 5, 8)
+    q, s = torch.randn(2, 3, 8, dtype=torch.float64), torch.randn(2, 5, 8, dtype=torch.float64)
     pad = torch.tensor([[False] * 5, [False, False, True, True, True]])
     ours, attn = layer(q, s, key_padding_mask=pad, return_attention=True)
     ref, ref_attn = mha(q, s, s, key_padding_mask=pad, average_attn_weights=False)
-    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(attn, ref_attn, atol=1e-5, rtol=1e-5)
+    # beta is kept as a float32 log(beta), exact to ~1e-7 relative: the rest is float64
+    torch.testing.assert_close(ours, ref, atol=1e-9, rtol=1e-6)
+    torch.testing.assert_close(attn, ref_attn, atol=1e-9, rtol=1e-6)
 
 
 def test_hopfield_batch_first_false_and_attn_mask():
     torch.manual_seed(1)
-    layer = Hopfield(4)
-    q, s = torch.randn(2, 3, 4), torch.randn(2, 6, 4)
+    layer = Hopfield(4).double()  # float64: the transposed layout may sum in another order
+    q, s = torch.randn(2, 3, 4, dtype=torch.float64), torch.randn(2, 6, 4, dtype=torch.float64)
     a = layer(q, s)
     layer.batch_first = False
     b = layer(q.transpose(0, 1), s.transpose(0, 1)).transpose(0, 1)
@@ -73,13 +75,14 @@ def test_hopfield_batch_first_false_and_attn_mask():
 
 def test_pooling_padding_does_not_change_a_bag():
     torch.manual_seed(2)
-    pool = HopfieldPooling(5, hidden_size=8, num_heads=2, num_queries=3).eval()
-    bag = torch.randn(1, 4, 5)
+    # float64: a padded bag is summed in other blocks than the bag alone
+    pool = HopfieldPooling(5, hidden_size=8, num_heads=2, num_queries=3).double().eval()
+    bag = torch.randn(1, 4, 5, dtype=torch.float64)
     alone = pool(bag)
-    padded = torch.cat([bag, torch.randn(1, 6, 5) * 100], dim=1)
+    padded = torch.cat([bag, torch.randn(1, 6, 5, dtype=torch.float64) * 100], dim=1)
     mask = torch.zeros(1, 10, dtype=torch.bool)
     mask[0, 4:] = True
-    torch.testing.assert_close(pool(padded, key_padding_mask=mask), alone, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(pool(padded, key_padding_mask=mask), alone, atol=1e-12, rtol=1e-10)
     out, attn = pool(padded, key_padding_mask=mask, return_attention=True)
     assert attn.shape == (1, 2, 3, 10) and (attn[..., 4:] == 0).all()
     out.sum().backward()
@@ -127,7 +130,8 @@ def test_hopfield_layer_leading_dims_and_steps():
     )
     x = torch.randn(2, 3, 4)
     assert layer(x).shape == (2, 3, 2)
-    layer.eval()
+    layer.double().eval()  # float64: a batch of one may be summed in another order
+    x = x.double()
     torch.testing.assert_close(layer(x)[1, 2], layer(x[1, 2]))
 
 

@@ -1,7 +1,8 @@
 """The README's Python snippets run as written.
 
-Snippets that cross-validate or impute a whole dataset take tens of seconds:
-they are marked slow (``pytest -m slow tests/test_readme.py``).
+Each snippet runs in a process of its own (the second tier, ``-m heavy``);
+those that cross-validate or impute a whole dataset take tens of seconds and
+are marked slow (``pytest -m slow tests/test_readme.py``).
 """
 
 import os
@@ -19,7 +20,7 @@ HEAVY = ("cross_val_score", "GridSearchCV", "fit_transform")
 
 def _params():
     for i, code in enumerate(BLOCKS):
-        marks = [pytest.mark.slow] if any(word in code for word in HEAVY) else []
+        marks = [pytest.mark.slow if any(word in code for word in HEAVY) else pytest.mark.heavy]
         yield pytest.param(code, id=f"block{i}", marks=marks)
 
 
