@@ -68,11 +68,8 @@ def classifier_demo():
     for name, model in models.items():
         cells = []
         for X, y in datasets.values():
-            scores, seconds = timed(
-                lambda: cross_val_score(  # noqa: B023
-                    make_pipeline(StandardScaler(), model), X, y, cv=cv
-                )
-            )  # noqa: B023
+            pipe = make_pipeline(StandardScaler(), model)
+            scores, seconds = timed(lambda pipe=pipe, X=X, y=y: cross_val_score(pipe, X, y, cv=cv))
             cells.append(f"{scores.mean():.3f} ({seconds:5.2f} s)")
         print(f"{name:20s}" + "".join(f"{c:>24s}" for c in cells))
 
