@@ -10,7 +10,7 @@ _ESTIMATORS = {
     "KernelHopfieldRetriever": "._retriever",
     "HopfieldImputer": "._imputer",
 }
-_SUBMODULES = ("nn", "datasets", "preprocessing", "utils")
+_SUBMODULES = ("nn", "datasets", "preprocessing", "utils", "persistence")
 
 __all__ = ["__version__", *_ESTIMATORS, *_SUBMODULES]
 

@@ -82,11 +82,15 @@ def check_n_threads(n_threads):
 
 
 def _atomic(method):
-    """Wrap ``fit``/``partial_fit`` so that any exception restores the estimator.
+    """Wrap ``fit``/``partial_fit``: atomic, and trained whatever the caller's grad mode.
 
     On an error or a ``KeyboardInterrupt`` the instance's attributes, and the
     weights of any torch module among them, are put back as they were before
     the call: a new estimator stays unfitted, a fitted one stays as it was.
+
+    The call runs with gradients enabled and outside inference mode, so a fit
+    inside the caller's ``torch.no_grad()`` or ``torch.inference_mode()``
+    trains as any other; the caller's mode is back on return.
     """
 
     @functools.wraps(method)
@@ -98,7 +102,8 @@ def _atomic(method):
             if isinstance(value, torch.nn.Module)
         }
         try:
-            return method(self, *args, **kwargs)
+            with torch.inference_mode(False), torch.enable_grad():
+                return method(self, *args, **kwargs)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(before)
@@ -107,6 +112,12 @@ def _atomic(method):
             raise
 
     return wrapper
+
+
+def _is_int_interval(constraint):
+    from sklearn.utils._param_validation import Interval
+
+    return isinstance(constraint, Interval) and constraint.type is numbers.Integral
 
 
 class VersionedStateMixin:
@@ -132,6 +143,28 @@ class VersionedStateMixin:
                 wrapped._skhop_atomic = True
                 setattr(cls, name, wrapped)
 
+    def _validate_params(self):
+        """sklearn's parameter validation, with bools refused where an int is asked for.
+
+        ``True`` is an ``Integral`` to Python, so sklearn's ``Interval(Integral, ...)``
+        takes it as 1; a parameter that counts (``n_memories``, ``max_iter``, ...)
+        refuses it unless its constraints also name booleans.
+        """
+        from sklearn.utils._param_validation import InvalidParameterError
+
+        constraints = getattr(self, "_parameter_constraints", {})
+        for name, value in self.get_params(deep=False).items():
+            if not isinstance(value, (bool, np.bool_)):
+                continue
+            allowed = constraints.get(name, [])
+            counts = any(_is_int_interval(c) for c in allowed)
+            if counts and not any(c == "boolean" or c is bool for c in allowed):
+                raise InvalidParameterError(
+                    f"The {name!r} parameter of {type(self).__name__} must be an int, "
+                    f"got {value} (a bool)."
+                )
+        super()._validate_params()
+
     def __getstate__(self):
         from . import __version__
         from .nn._rebuild import Rebuildable, module_to_state
@@ -148,10 +181,22 @@ class VersionedStateMixin:
         from . import __version__
         from .nn._rebuild import is_module_state, module_from_state
 
-        state = {k: module_from_state(v) if is_module_state(v) else v for k, v in state.items()}
+        state = dict(state)
         saved = state.pop("_skhop_versions", None)
-        if saved is not None:
-            now = {"skhop": __version__, "torch": str(torch.__version__)}
+        now = {"skhop": __version__, "torch": str(torch.__version__)}
+        if saved is None:
+            warnings.warn(
+                f"{type(self).__name__} was saved without skhop's version record (not by "
+                "skhop, or edited); predictions may differ from the saved model's.",
+                UserWarning,
+                stacklevel=2,
+            )
+        elif not (isinstance(saved, dict) and all(isinstance(saved.get(k), str) for k in now)):
+            raise ValueError(
+                f"{type(self).__name__}: malformed version record {saved!r} in the saved "
+                "model; expected {'skhop': str, 'torch': str}."
+            )
+        else:
             changed = [f"{k} {saved[k]} -> {now[k]}" for k in now if saved.get(k) != now[k]]
             if changed:
                 warnings.warn(
@@ -161,6 +206,7 @@ class VersionedStateMixin:
                     UserWarning,
                     stacklevel=2,
                 )
+        state = {k: module_from_state(v) if is_module_state(v) else v for k, v in state.items()}
         if hasattr(super(), "__setstate__"):
             super().__setstate__(state)
         else:

@@ -15,6 +15,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight
 
 from ._training import split_validation
+from .nn._checks import show
 
 
 class NeuralClassifierMixin:
@@ -31,7 +32,8 @@ class NeuralClassifierMixin:
         classes, y_enc = np.unique(y, return_inverse=True)
         if len(classes) < 2:
             raise ValueError(
-                f"y has only one class ({classes[0]!r}); the classifier needs at least two classes."
+                f"y has only one class ({show(classes[0])}); the classifier needs at least "
+                "two classes."
             )
         if warm and not np.array_equal(classes, self.classes_):
             raise ValueError(

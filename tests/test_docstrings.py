@@ -21,6 +21,7 @@ MODULES = [
     "skhop.preprocessing",
     "skhop.utils",
     "skhop.distributed",
+    "skhop.persistence",
 ]
 ESTIMATORS = [
     "HopfieldClassifier",

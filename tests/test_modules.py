@@ -215,3 +215,33 @@ def test_rebuild_refuses_foreign_classes():
                 "training": False,
             }
         )
+
+
+def test_sizes_may_be_numpy_integers_and_messages_show_values():
+    import pickle
+
+    import numpy as np
+
+    y = np.array([3, 9])
+    layer = HopfieldLayer(
+        np.int64(6),
+        np.int32(10),
+        output_size=y.max() + 1,
+        hidden_size=np.int64(8),
+        num_heads=np.int8(2),
+    )
+    assert layer(torch.randn(4, 6)).shape == (4, 10)
+    pool = HopfieldPooling(np.int64(5), num_queries=np.int64(2), num_heads=np.int64(1))
+    assert pool(torch.randn(3, 4, 5)).shape[0] == 3
+    # the stored constructor arguments are plain Python values, so the layer rebuilds
+    from skhop.nn._rebuild import module_from_state, module_to_state
+
+    state = module_to_state(layer)
+    assert all(type(v) is int for v in state["args"])
+    rebuilt = module_from_state(pickle.loads(pickle.dumps(state)))
+    x = torch.randn(2, 6)
+    torch.testing.assert_close(rebuilt.eval()(x), layer.eval()(x))
+    with pytest.raises(ValueError, match=r"num_memories must be a positive int, got 0\.$"):
+        HopfieldLayer(6, np.int64(0))
+    with pytest.raises(ValueError, match=r"got True"):
+        HopfieldLayer(6, True)

@@ -85,3 +85,73 @@ def test_fitted_networks_live_on_cpu(spec):
             devices = {p.device.type for p in value.parameters()}
             devices |= {b.device.type for b in value.buffers()}
             assert devices <= {"cpu"}
+
+
+def _module_states(state):
+    from skhop.nn._rebuild import is_module_state
+
+    return [key for key, value in state.items() if is_module_state(value)]
+
+
+def _restore(est, state):
+    new = type(est).__new__(type(est))
+    new.__setstate__(state)
+    return new
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=ids)
+def test_stored_network_arguments_are_checked_before_anything_is_built(spec, monkeypatch):
+    est, _ = fitted(spec)
+    state = est.__getstate__()
+    keys = _module_states(state)
+    if not keys:
+        pytest.skip(f"a fitted {spec.name} stores no network, only arrays")
+    built = []
+    monkeypatch.setattr(torch.nn.Module, "to_empty", lambda self, **kw: built.append(self))
+    for key in keys:
+        stored = state[key]
+        # sizes 1000x larger than the stored weights: the file would ask for gigabytes
+        bigger = {
+            k: v * 1000 if type(v) is int and v > 1 else v for k, v in stored["kwargs"].items()
+        }
+        big_args = [v * 1000 if type(v) is int and v > 1 else v for v in stored["args"]]
+        tampered = dict(state, **{key: dict(stored, args=big_args, kwargs=bigger)})
+        with pytest.raises(ValueError, match="other weights than the stored ones"):
+            _restore(est, tampered)
+        odd = dict(state, **{key: dict(stored, kwargs={**stored["kwargs"], "x": object()})})
+        with pytest.raises(ValueError, match="plain values"):
+            _restore(est, odd)
+    assert built == []  # refused before any real tensor was allocated
+
+
+@pytest.mark.parametrize("spec", SPECS[:1], ids=ids[:1])
+def test_missing_or_malformed_version_record(spec):
+    est, query = fitted(spec)
+    state = est.__getstate__()
+    bare = {k: v for k, v in state.items() if k != "_skhop_versions"}
+    with pytest.warns(UserWarning, match="without skhop's version record"):
+        loaded = _restore(est, bare)
+    _same(outputs(est, spec, query), outputs(loaded, spec, query))
+    for bad in ("0.1.0", {"skhop": 1}, {"torch": "2.0"}):
+        with pytest.raises(ValueError, match="malformed version record"):
+            _restore(est, dict(state, _skhop_versions=bad))
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=ids)
+def test_skops_refuses_a_tampered_file_with_the_trusted_list(spec, tmp_path):
+    import os
+
+    sio = pytest.importorskip("skops.io")
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    from skhop.persistence import trusted_types
+
+    est, query = fitted(spec)
+    good, bad = tmp_path / "model.skops", tmp_path / "tampered.skops"
+    sio.dump(est, good)
+    _same(outputs(est, spec, query), outputs(sio.load(good, trusted=trusted_types()), spec, query))
+    sio.dump({"model": est, "payload": os.system}, bad)
+    # the file names the injected function, so trusting what it lists would load it
+    assert any(t.endswith(".system") for t in sio.get_untrusted_types(file=bad))
+    with pytest.raises(UntrustedTypesFoundException, match="system"):
+        sio.load(bad, trusted=trusted_types())

@@ -458,3 +458,40 @@ def test_imputer_is_equivariant_to_the_scale_of_the_data(scale):
     base = HopfieldImputer(random_state=0).fit_transform(X)
     scaled = HopfieldImputer(random_state=0).fit_transform(X * scale)
     np.testing.assert_allclose(scaled / scale, base, rtol=1e-4, atol=1e-6)
+
+
+# -- the caller's torch settings ---------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+@pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
+def test_fit_inside_the_callers_no_grad_or_inference_mode(spec, mode):
+    args, query = spec.data()
+    plain = spec.make().fit(*args)
+    with getattr(torch, mode)():
+        est = spec.make().fit(*args)
+        assert not torch.is_grad_enabled()  # the caller's mode is back
+        inside = outputs(est, spec, query)
+    for a, b in zip(inside, outputs(plain, spec, query), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def _counting_params(est):
+    from sklearn.utils._param_validation import Interval
+
+    out = []
+    for name, allowed in getattr(est, "_parameter_constraints", {}).items():
+        ints = [c for c in allowed if isinstance(c, Interval) and c.type.__name__ == "Integral"]
+        if ints and "boolean" not in allowed and bool not in allowed:
+            out.append(name)
+    return out
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
+def test_bools_are_refused_for_integer_parameters(spec):
+    args, _ = spec.data()
+    names = _counting_params(spec.make())
+    assert names, "every estimator has counting parameters"
+    for name in names:
+        with pytest.raises(ValueError, match=rf"'{name}' parameter .* must be an int, got True"):
+            spec.make().set_params(**{name: True}).fit(*args)

@@ -10,9 +10,12 @@ scaled dot-product attention with ``query = xi``, ``key = value = X``.
 """
 
 import math
+import numbers
 
+import numpy as np
 import torch
 
+from ._checks import positive_int, show
 from ._separation import CHUNKABLE, SEPARATIONS, blockwise_topk, separate
 
 __all__ = [
@@ -59,10 +62,10 @@ def _check_beta(beta):
         if beta.numel() != 1:
             raise ValueError(f"beta must be a scalar, got shape {tuple(beta.shape)}.")
         value = float(beta.detach())
-    elif isinstance(beta, (int, float)) and not isinstance(beta, bool):
+    elif isinstance(beta, numbers.Real) and not isinstance(beta, (bool, np.bool_)):
         value = float(beta)
     else:
-        raise TypeError(f"beta must be a positive number, got {beta!r}.")
+        raise TypeError(f"beta must be a positive number, got {show(beta)}.")
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"beta must be a positive finite number, got {value}.")
 
@@ -510,18 +513,15 @@ def hopfield_retrieve(
     if separation not in SEPARATIONS:
         raise ValueError(f"separation must be one of {SEPARATIONS}, got {separation!r}.")
     if separation == "topk":
-        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
-            raise ValueError(f"separation='topk' needs a positive int top_k, got {top_k!r}.")
+        positive_int("top_k (separation='topk')", top_k)
     _check_beta(beta)
-    if not isinstance(n_steps, int) or isinstance(n_steps, bool) or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive int, got {n_steps!r}.")
+    positive_int("n_steps", n_steps)
     if tol is not None and not (isinstance(tol, (int, float)) and tol >= 0):
         raise ValueError(f"tol must be None or a non-negative number, got {tol!r}.")
     if not (0.0 <= dropout_p < 1.0):
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p!r}.")
     if chunk_size is not None:
-        if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
-            raise ValueError(f"chunk_size must be None or a positive int, got {chunk_size!r}.")
+        positive_int("chunk_size", chunk_size, allow_none=True)
         if separation not in CHUNKABLE:
             raise ValueError(
                 f"chunk_size is supported for separations {CHUNKABLE}, not {separation!r} "

@@ -17,18 +17,12 @@ import math
 import torch
 from torch import nn
 
+from ._checks import fraction, positive_int, positive_number
 from ._rebuild import Rebuildable
 from ._separation import SEPARATIONS
 from .functional import SIMILARITIES, hopfield_retrieve
 
 __all__ = ["Hopfield", "HopfieldPooling", "HopfieldLayer"]
-
-
-def _positive_int(name, value, allow_none=False):
-    if value is None and allow_none:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}.")
 
 
 class _HopfieldCore(nn.Module):
@@ -38,25 +32,18 @@ class _HopfieldCore(nn.Module):
         self, head_dim, num_heads, beta, learn_beta, separation, similarity, n_steps, top_k, dropout
     ):
         super().__init__()
-        _positive_int("num_heads", num_heads)
-        _positive_int("n_steps", n_steps)
+        num_heads = positive_int("num_heads", num_heads)
+        n_steps = positive_int("n_steps", n_steps)
         if separation not in SEPARATIONS:
             raise ValueError(f"separation must be one of {SEPARATIONS}, got {separation!r}.")
         if similarity not in SIMILARITIES:
             raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}.")
         if separation == "topk":
-            _positive_int("top_k", top_k)
-        if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+            top_k = positive_int("top_k", top_k)
+        dropout = fraction("dropout", dropout)
+        beta = positive_number("beta", beta, allow_none=True)
         if beta is None:
             beta = 1.0 / math.sqrt(head_dim)
-        if not (
-            isinstance(beta, (int, float))
-            and not isinstance(beta, bool)
-            and math.isfinite(beta)
-            and beta > 0
-        ):
-            raise ValueError(f"beta must be None or a positive number, got {beta!r}.")
         log_beta = torch.tensor(math.log(beta))
         if learn_beta:
             self.log_beta = nn.Parameter(log_beta)
@@ -191,17 +178,17 @@ class Hopfield(Rebuildable, nn.Module):
         bias=True,
     ):
         super().__init__()
-        _positive_int("input_size", input_size)
+        positive_int("input_size", input_size)
         for name, v in (
             ("stored_size", stored_size),
             ("hidden_size", hidden_size),
             ("output_size", output_size),
         ):
-            _positive_int(name, v, allow_none=True)
+            positive_int(name, v, allow_none=True)
         stored_size = stored_size or input_size
         hidden_size = hidden_size or input_size
         output_size = output_size or input_size
-        _positive_int("num_heads", num_heads)
+        positive_int("num_heads", num_heads)
         if hidden_size % num_heads:
             raise ValueError(
                 f"hidden_size ({hidden_size}) must be divisible by num_heads ({num_heads})."
@@ -351,11 +338,11 @@ class HopfieldPooling(Rebuildable, nn.Module):
         bias=True,
     ):
         super().__init__()
-        _positive_int("input_size", input_size)
-        _positive_int("hidden_size", hidden_size, allow_none=True)
-        _positive_int("output_size", output_size, allow_none=True)
-        _positive_int("num_queries", num_queries)
-        _positive_int("num_heads", num_heads)
+        positive_int("input_size", input_size)
+        positive_int("hidden_size", hidden_size, allow_none=True)
+        positive_int("output_size", output_size, allow_none=True)
+        positive_int("num_queries", num_queries)
+        positive_int("num_heads", num_heads)
         hidden_size = hidden_size or input_size
         output_size = output_size or hidden_size
         if hidden_size % num_heads:
@@ -466,11 +453,11 @@ class HopfieldLayer(Rebuildable, nn.Module):
         top_k=None,
     ):
         super().__init__()
-        _positive_int("input_size", input_size)
-        _positive_int("num_memories", num_memories)
-        _positive_int("output_size", output_size, allow_none=True)
-        _positive_int("hidden_size", hidden_size, allow_none=True)
-        _positive_int("num_heads", num_heads)
+        positive_int("input_size", input_size)
+        positive_int("num_memories", num_memories)
+        positive_int("output_size", output_size, allow_none=True)
+        positive_int("hidden_size", hidden_size, allow_none=True)
+        positive_int("num_heads", num_heads)
         output_size = output_size or input_size
         if hidden_size is None:
             if num_heads != 1:

@@ -1,0 +1,52 @@
+"""Saving and loading fitted skhop estimators safely.
+
+A fitted estimator pickles (``pickle``, ``joblib``) and saves with
+``skops.io``. Its networks are stored as class path, constructor arguments
+and numpy weights, so a file holds no torch objects. ``skops.io`` refuses
+every type it has not been told to trust: pass :func:`trusted_types`, the
+short list of skhop's own estimator types, never the list a file itself
+names (``skops.io.get_untrusted_types(file=...)`` trusts whatever the file
+asks for, an injected ``os.system`` included).
+"""
+
+import importlib
+
+__all__ = ["trusted_types"]
+
+# The public classes a saved skhop model may contain, by where they live.
+_TRUSTED = {
+    "HopfieldClassifier": "skhop._classifier",
+    "HopfieldMILClassifier": "skhop._mil",
+    "KernelHopfieldRetriever": "skhop._retriever",
+    "HopfieldImputer": "skhop._imputer",
+    "BagStandardScaler": "skhop.preprocessing",
+}
+
+
+def trusted_types():
+    """The skhop types a ``skops.io`` file of a skhop model may need trusted.
+
+    Types of scikit-learn, numpy and the Python builtins that skops trusts
+    by default need no listing; anything else a file names is refused.
+
+    Returns
+    -------
+    list of str
+        Fully qualified names of skhop's estimator classes, as skops spells them.
+
+    Examples
+    --------
+    >>> from skhop.persistence import trusted_types
+    >>> "skhop._classifier.HopfieldClassifier" in trusted_types()
+    True
+
+    Loading a saved model (``skops`` installed)::
+
+        import skops.io as sio
+        model = sio.load("model.skops", trusted=trusted_types())
+    """
+    out = []
+    for name, module in _TRUSTED.items():
+        cls = getattr(importlib.import_module(module), name)
+        out.append(f"{cls.__module__}.{cls.__qualname__}")
+    return out
