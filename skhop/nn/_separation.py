@@ -55,10 +55,33 @@ def stable_topk(scores, k):
     """The ``k`` largest scores along the last dim; ties go to the lower index.
 
     A fixed tie rule makes top-k retrieval independent of chunking and of
-    removing other memories.
+    removing other memories. The result equals the first ``k`` entries of a
+    stable descending sort, without sorting the whole row: ``torch.topk``
+    keeps ``k`` entries, which are then ordered stably; only rows where a
+    left-out entry ties the ``k``-th kept score are sorted in full.
     """
-    vals, idx = torch.sort(scores, dim=-1, descending=True, stable=True)
-    return vals[..., :k], idx[..., :k]
+    n = scores.shape[-1]
+    k = min(k, n)
+    if k == 0 or 4 * k >= n:
+        vals, idx = torch.sort(scores, dim=-1, descending=True, stable=True)
+        return vals[..., :k], idx[..., :k]
+    # top-k without a full sort, then a stable order among the k kept
+    vals, idx = torch.topk(scores, k, dim=-1, sorted=False)
+    idx, order = idx.sort(dim=-1)
+    vals = vals.gather(-1, order)
+    vals, order = torch.sort(vals, dim=-1, descending=True, stable=True)
+    idx = idx.gather(-1, order)
+    # rows where an entry left out ties the k-th kept score: torch.topk may have kept a
+    # higher index among the tied ones, so those rows (rare) take the full stable sort
+    kth = vals[..., -1:]
+    unfair = ((scores == kth).sum(-1) != (vals == kth).sum(-1)) | torch.isnan(kth[..., 0])
+    if bool(unfair.any()):
+        flat_s = scores.reshape(-1, n)
+        rows = unfair.reshape(-1).nonzero().squeeze(1)
+        v, i = torch.sort(flat_s[rows], dim=-1, descending=True, stable=True)
+        vals = vals.reshape(-1, k).index_copy(0, rows, v[:, :k]).reshape(vals.shape)
+        idx = idx.reshape(-1, k).index_copy(0, rows, i[:, :k]).reshape(idx.shape)
+    return vals, idx
 
 
 def blockwise_topk(block_scores, n_items, k, block_size):
