@@ -43,6 +43,7 @@ __all__ = [
     "min_separation",
     "auto_beta",
     "scale_statistic",
+    "likelihood_ratio",
     "scale_threshold",
     "SEPARATION_LOSSES",
     "SCALE_LEVEL",
@@ -376,10 +377,21 @@ def scale_statistic(query, keys, *, observed=None, exclude=None, block_size=None
             best_noise = torch.maximum(best_noise, noise)
             best_scaled = torch.maximum(best_scaled, scaled)
     qq = (query * query).sum(-1)
+    n = query.new_tensor(float(query.shape[-1])) if observed is None else observed.sum(-1)
+    return likelihood_ratio(qq, best_noise, best_scaled, n)
+
+
+def likelihood_ratio(qq, best_noise, best_scaled, n):
+    """:func:`scale_statistic` from the running best of each model, per query.
+
+    ``qq`` is ``|q|^2`` (over the compared coordinates), ``best_noise`` the
+    largest ``<q, m> - |m|^2 / 2``, ``best_scaled`` the largest
+    ``<q, m> / |m|`` and ``n`` the number of compared coordinates.
+    """
+    tiny = torch.finfo(qq.dtype).tiny
     floor = (_RESIDUAL_FLOOR * qq).clamp_min(tiny)
     r_noise = torch.maximum(qq - 2.0 * best_noise, floor)
     r_scaled = torch.maximum(qq - best_scaled.clamp_min(0.0).square(), floor)
-    n = query.new_tensor(float(query.shape[-1])) if observed is None else observed.sum(-1)
     stat = n * torch.log(r_noise / r_scaled)
     return stat.masked_fill((qq <= tiny) | (n == 0), 0.0)
 

@@ -18,9 +18,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._separation import CHUNKABLE, blockwise_topk, stable_topk
-from .functional import AUTO_CHUNK_ELEMENTS, hopfield_energy, hopfield_retrieve, similarity_scores
-from .kernel import auto_beta, min_separation, nearest_rival, scale_statistic, scale_threshold
+from ._separation import CHUNKABLE, blockwise_topk, merge_topk, stable_topk
+from .functional import AUTO_CHUNK_ELEMENTS, hopfield_energy, hopfield_retrieve
+from .kernel import (
+    auto_beta,
+    likelihood_ratio,
+    min_separation,
+    nearest_rival,
+    scale_statistic,
+    scale_threshold,
+)
 
 __all__ = ["RetrievalSettings", "HopfieldMemory", "routed_models"]
 
@@ -296,58 +303,112 @@ class HopfieldMemory:
         ``"neg_l2"`` queries, ``min_{s >= 0} |q - s m|`` (the distance to the
         memory's ray, monotone in the cosine) for the ``"cosine"`` ones.
         Partial queries use observed entries, rescaled by ``d / n_observed``.
+        With one step and exact retrieval, the routing test and the ranking
+        share one streamed pass (one product per block of memories).
         """
         dist = np.empty((Q.shape[0], n), dtype=np.float64)
         ind = np.empty((Q.shape[0], n), dtype=np.intp)
+        models = routed_models(self.similarity)
         with torch.no_grad():
             bank = self._bank(device)
             for rows, Q_t, partial in self._blocks(Q, device):
-                _, groups, _ = self._route(bank, Q_t, partial, cfg)
-                for sub, sim in groups:
-                    v, i, state, observed = self._neighbors(bank, Q_t[sub], n, partial, sim, cfg)
+                if partial:
+                    observed = (~torch.isnan(Q_t)).to(Q_t.dtype)
+                    F, keys = torch.nan_to_num(Q_t, nan=0.0), bank.values
+                else:
+                    observed, F, keys = None, bank.features(Q_t), bank.keys
+                if cfg.n_steps == 1 and (partial or self.ann is None):
+                    best = self._scan(keys, F, n, models, cfg, observed)
+                    found = [
+                        (sub, sim, F[sub], None if observed is None else observed[sub], *top)
+                        for sub, sim in self._split(best, F, observed)
+                        for top in [(best[sim][0][sub], best[sim][1][sub])]
+                    ]
+                else:
+                    _, groups, _ = self._route(bank, Q_t, partial, cfg)
+                    found = [
+                        (sub, sim, *self._state_neighbors(bank, Q_t[sub], n, partial, sim, cfg))
+                        for sub, sim in groups
+                    ]
+                for sub, sim, state, obs, v, i in found:
                     r = rows[sub.cpu() if isinstance(sub, torch.Tensor) else sub].numpy()
-                    dist[r] = self._distance(v, sim, state, observed).cpu().numpy()
+                    dist[r] = self._distance(v, sim, state, obs).cpu().numpy()
                     ind[r] = i.cpu().numpy()
         return dist, ind
 
-    def _distance(self, scores, sim, state, observed):
-        if sim == "neg_l2":
-            return (-2.0 * scores).clamp_min(0.0).sqrt()
-        if self.similarity != "auto":
-            return 1.0 - scores if sim == "cosine" else -scores
-        # the scaled model's residual |q|^2 (1 - max(cos, 0)^2), in the data's units
-        qq = (state * state).sum(-1, keepdim=True)
-        if observed is not None:
-            qq = qq * (state.shape[-1] / observed.sum(-1, keepdim=True).clamp_min(1.0))
-        return (qq * (1.0 - scores.clamp(0.0, 1.0).square())).clamp_min(0.0).sqrt()
+    @staticmethod
+    def _ranking(F, k, models, observed=None):
+        """Per model, a score of (query, memory) that ranks as its similarity, from one product.
 
-    def _neighbors(self, bank, Q_t, n, partial, sim, cfg):
-        """(scores, indices, final state, observed) of the top ``n`` memories."""
-        M = bank.keys.shape[0]
-        block = cfg.chunk_size or max(256, AUTO_CHUNK_ELEMENTS // max(Q_t.shape[0], 1))
-        if partial:
-            observed = None
-            if cfg.n_steps > 1:
-                kwargs = self._kwargs(sim, cfg, cfg.n_steps - 1)
-                state = self._exact(
-                    Q_t,
-                    bank.values,
-                    bank.values,
-                    self.betas_partial[sim],
-                    kwargs,
-                    cfg,
-                    query_mask="nan",
-                )
+        ``"neg_l2"``: ``<f, k> - |k|^2 / 2`` (``-|f - k|^2 / 2`` plus a
+        per-query constant); ``"cosine"``: ``<f, k> / |k|``; ``"dot"``:
+        ``<f, k>``. With ``observed``, ``|k|^2`` over the observed coordinates.
+        """
+        dot = F @ k.mT
+        if "neg_l2" in models or "cosine" in models:
+            kk = k * k
+            hk = 0.5 * (kk.sum(-1).unsqueeze(-2) if observed is None else observed @ kk.mT)
+        out = {}
+        for model in models:
+            if model == "neg_l2":
+                out[model] = dot - hk
+            elif model == "cosine":
+                out[model] = dot * (2.0 * hk).clamp_min(torch.finfo(dot.dtype).tiny).rsqrt()
             else:
-                observed = (~torch.isnan(Q_t)).to(Q_t.dtype)
-                state = torch.nan_to_num(Q_t, nan=0.0)
-            v, i = blockwise_topk(
-                lambda a, b: similarity_scores(state, bank.values[a:b], sim, observed),
-                M,
-                n,
-                block,
-            )
-            return v, i, state, observed
+                out[model] = dot
+        return out
+
+    def _scan(self, keys, F, n, models, cfg, observed=None):
+        """One streamed pass over ``keys``: ``{model: (values, indices)}`` of the top ``n``."""
+        M = keys.shape[0]
+        block = cfg.chunk_size or max(256, AUTO_CHUNK_ELEMENTS // max(F.shape[0], 1))
+        best = dict.fromkeys(models)
+        for start in range(0, M, block):
+            stop = min(start + block, M)
+            scores = self._ranking(F, keys[start:stop], models, observed)
+            for model, s in scores.items():
+                v, i = stable_topk(s, min(n, stop - start))
+                best[model] = merge_topk(best[model], (v, i + start), n)
+        return best
+
+    def _split(self, best, F, observed):
+        """(rows, similarity) from a scan's best scores: the routing test with ``"auto"``."""
+        if self.similarity != "auto":
+            return [(slice(None), self.similarity)]
+        qq = (F * F).sum(-1)
+        n = F.new_tensor(float(F.shape[-1])) if observed is None else observed.sum(-1)
+        stat = likelihood_ratio(qq, best["neg_l2"][0][:, 0], best["cosine"][0][:, 0], n)
+        scaled = stat > scale_threshold(n).to(stat)
+        rows = torch.arange(F.shape[0], device=F.device)
+        return [
+            (rows[sel], sim)
+            for sel, sim in ((~scaled, "neg_l2"), (scaled, "cosine"))
+            if bool(sel.any())
+        ]
+
+    def _distance(self, v, sim, F, observed):
+        """Distances from the ranking scores ``v`` of :meth:`_ranking` (see :meth:`kneighbors`)."""
+        qq = (F * F).sum(-1, keepdim=True)
+        scale = 1.0
+        if observed is not None:
+            scale = F.shape[-1] / observed.sum(-1, keepdim=True).clamp_min(1.0)
+        if sim == "neg_l2":
+            return (scale * (qq - 2.0 * v)).clamp_min(0.0).sqrt()
+        if sim == "dot":
+            return -scale * v
+        if self.similarity != "auto":
+            return 1.0 - v / qq.sqrt().clamp_min(torch.finfo(v.dtype).tiny)
+        # the scaled model's residual |f|^2 - max(<f, k>, 0)^2 / |k|^2, in the data's units
+        return (scale * (qq - v.clamp_min(0.0).square())).clamp_min(0.0).sqrt()
+
+    def _state_neighbors(self, bank, Q_t, n, partial, sim, cfg):
+        """(final state, observed, scores, indices) after ``n_steps - 1`` updates."""
+        if partial:
+            kwargs = self._kwargs(sim, cfg, cfg.n_steps - 1)
+            beta = self.betas_partial[sim]
+            state = self._exact(Q_t, bank.values, bank.values, beta, kwargs, cfg, "nan")
+            v, i = self._scan(bank.values, state, n, (sim,), cfg)[sim]
+            return state, None, v, i
         F = bank.features(Q_t)
         if cfg.n_steps > 1:
             idx = None
@@ -356,15 +417,14 @@ class HopfieldMemory:
                     F, self._n_candidates(cfg), n_probe=cfg.n_probe, n_threads=cfg.n_threads
                 )
             F = self._run(bank, F, sim, cfg, idx=idx, n_steps=cfg.n_steps - 1)
-        if self.ann is not None:
-            idx = self.ann.search(
-                F, self._n_candidates(cfg, at_least=n), n_probe=cfg.n_probe, n_threads=cfg.n_threads
-            )
-            s = similarity_scores(F[:, None, :], bank.keys[idx.clamp_min(0)], sim)[:, 0, :]
-            v, j = stable_topk(s.masked_fill(idx < 0, float("-inf")), n)
-            return v, idx.gather(1, j), F, None
-        v, i = blockwise_topk(lambda a, b: similarity_scores(F, bank.keys[a:b], sim), M, n, block)
-        return v, i, F, None
+        if self.ann is None:
+            v, i = self._scan(bank.keys, F, n, (sim,), cfg)[sim]
+            return F, None, v, i
+        c = self._n_candidates(cfg, at_least=n)
+        idx = self.ann.search(F, c, n_probe=cfg.n_probe, n_threads=cfg.n_threads)
+        s = self._ranking(F[:, None, :], bank.keys[idx.clamp_min(0)], (sim,))[sim][:, 0, :]
+        v, j = stable_topk(s.masked_fill(idx < 0, float("-inf")), n)
+        return F, None, v, idx.gather(1, j)
 
     def nearest(self, R):
         """Index of the stored pattern nearest (Euclidean, input space) to each row of ``R``."""
