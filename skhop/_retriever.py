@@ -6,6 +6,7 @@ with the modern Hopfield update, comparing ``Phi(query)`` with
 ``Phi(memory)`` and reading out the stored patterns in input space.
 """
 
+import functools
 from numbers import Integral, Real
 
 import numpy as np
@@ -25,13 +26,11 @@ from ._base import (
 )
 from ._kernel import SEPARATION_LOSSES, fit_feature_map
 from .nn._separation import CHUNKABLE, SEPARATIONS
-from .nn.ann import IVFIndex, import_faiss
+from .nn.ann import IVFIndex, resolve_index
 from .nn.memory import HopfieldMemory, RetrievalSettings
 
 __all__ = ["KernelHopfieldRetriever"]
 
-# index="auto" uses the approximate index from this many stored patterns on
-AUTO_APPROXIMATE_MIN = 200_000
 # largest absolute entry of the stored patterns (and, above, of the queries) supported:
 # float32 squared norms stay normal numbers with room for sums and products
 SCALE_RANGE = (1e-15, 1e15)
@@ -43,12 +42,10 @@ class KernelHopfieldRetriever(
     """Associative memory: retrieve stored patterns from corrupted or partial queries.
 
     ``fit(X)`` stores the rows of ``X``; ``transform(Q)`` runs the modern
-    Hopfield update ``x_new = X^T sep(beta * sim(Phi(X), Phi(q)))`` and returns
-    the retrieved patterns in input space. ``Phi`` is a linear feature map:
-    the identity by default, or one fitted by Stage I so that the stored
-    patterns are well separated in feature space (U-Hop, U-Hop+). NaN entries
-    of a query mark unobserved entries: the query is compared on its
-    observed entries only.
+    Hopfield update ``x_new = X^T sep(beta * sim(Phi(X), Phi(q)))``, in input
+    space. ``Phi`` is a linear feature map: the identity by default, or one
+    fitted by Stage I to separate the stored patterns (U-Hop, U-Hop+). NaN
+    marks the unobserved entries of a query.
 
     Parameters
     ----------
@@ -69,37 +66,35 @@ class KernelHopfieldRetriever(
     learning_rate : float, default=0.01
         Stage I AdamW learning rate.
     similarity : {"auto", "cosine", "dot", "neg_l2"}, default="auto"
-        Similarity of the features of query and memory: cosine, dot product,
-        or minus half the squared Euclidean distance. Cosine is the robust
-        choice for occluded (zero-filled) or dimmed queries; ``"neg_l2"`` is
-        the better one for additive Gaussian noise. ``"auto"`` chooses per
-        query between these two by a likelihood-ratio test (see the Notes
-        and :meth:`query_similarity`), each with its own ``beta``.
+        Cosine, dot product or minus half the squared Euclidean distance of
+        the features. Cosine suits occluded (zero-filled) or dimmed queries,
+        ``"neg_l2"`` additive noise; ``"auto"`` chooses per query by a
+        likelihood-ratio test (Notes, :meth:`query_similarity`).
     separation : {"softmax", "softmax1", "sparsemax", "entmax15", "topk"}, \
 default="softmax"
-        Separation function of the Hopfield update (see :func:`skhop.nn.separate`).
+        Separation function of the update (see :func:`skhop.nn.separate`).
         ``"softmax1"`` lets a query attend to nothing when every scaled score
-        is well below 0; the ``"neg_l2"`` scores never exceed 0, so with it (and
-        for the queries ``"auto"`` retrieves with it) the read-out shrinks
-        to nearly zero.
+        is well below 0; as ``"neg_l2"`` scores never exceed 0, with it the
+        read-out shrinks to nearly zero.
     top_k : int or None, default=None
         Number of memories kept by ``separation="topk"`` (required there).
     beta : float or "auto", default="auto"
         Inverse temperature (with ``similarity="auto"`` a number is used by
         both models, whose scores differ in scale). ``"auto"`` takes the rule of
-        :func:`skhop._kernel.auto_beta`: large enough that every stored
-        pattern keeps all but 0.1% of the attention on itself, computed from
-        the smallest margin between a stored pattern and its nearest rival.
+        :func:`skhop.nn.kernel.auto_beta`: large enough that a stored
+        pattern keeps all but 0.1% of the attention on itself, from the
+        smallest margin between a stored pattern and its nearest rival, and
+        capped at ``1e4 / score range``. Near-duplicates (a margin below
+        ``log((M - 1) / 0.001) * 1e-4`` of the score range) reach the cap
+        and share their attention: exact duplicates half each.
     n_steps : int, default=1
         Number of Hopfield updates (the last one is the read-out).
     index : {"auto", "exact", "approximate"}, default="auto"
         ``"exact"`` streams the whole memory through the update in chunks.
-        ``"approximate"`` finds ``n_candidates`` candidate memories per query
-        with a faiss inverted-file index (inner product on the features,
-        4-bit product-quantised codes scanned with SIMD) and runs the exact
-        update over the candidates' features only. ``"auto"`` is
-        ``"approximate"`` from 200,000 stored patterns on when faiss is
-        installed, ``"exact"`` otherwise.
+        ``"approximate"`` takes ``n_candidates`` memories per query from a
+        faiss inverted-file index (4-bit product-quantised codes) and runs the
+        exact update over their features. ``"auto"``: ``"approximate"`` from
+        200,000 stored patterns on when faiss is installed.
     n_candidates : int, default=32
         Candidates per query of the approximate index (at least ``top_k``
         are taken with ``separation="topk"``).
@@ -109,10 +104,9 @@ default="softmax"
         wants about 39 training rows per list).
     n_probe : int, default=64
         Lists the approximate index visits per query. More lists, slower
-        search, better agreement with exact retrieval: at one million
-        memories (``benchmarks/results/retrieval_speed.md``) 64 lists give
-        99.8% agreement for mildly noisy queries, and very noisy ones need
-        256 for 99.2%.
+        search, better agreement with exact retrieval (see
+        ``benchmarks/results/retrieval_speed.md`` and
+        ``retrieval_speed_ann.md``).
     chunk_size : int or None, default=None
         Memories per chunk of the exact streamed update (bounded memory);
         ``None`` chooses from the query count.
@@ -160,65 +154,43 @@ default="softmax"
 
     Notes
     -----
-    Partial queries: a row with NaN entries is compared with the memories on
-    its observed entries only, in *input* space (masked similarity of
-    :func:`skhop.nn.functional.hopfield_retrieve`), with ``beta`` from the
-    same rule applied to the raw memories when ``beta="auto"``; such rows
-    always use the exact streamed update. A linear ``Phi`` of a partial
-    query is not defined, and filling the gaps before mapping biases the
-    comparison towards memories that resemble the filling. ``transform``
-    returns the whole retrieved pattern (observed entries included); to keep
-    the observed entries and fill only the gaps use
-    :class:`skhop.HopfieldImputer`.
+    Partial queries (NaN entries) are compared on their observed entries in
+    *input* space, with ``beta`` from the same rule applied to the raw
+    memories, always by the exact streamed update; ``transform`` returns the
+    whole retrieved pattern (:class:`skhop.HopfieldImputer` fills only the
+    gaps). A row with no observed entry is refused, naming the rows.
 
     ``similarity="auto"`` weighs two explanations of a query ``q`` by a
-    stored feature vector ``m``: *noise*, ``q = m + e``, and *scaled*,
-    ``q = s m + e`` with a free scale ``s >= 0`` (an occluded, zero-filled
-    or dimmed query). Their smallest residuals over the memory,
-    ``r_noise = min |q - m|^2`` and ``r_scaled = min (|q|^2 - max(<q, m>, 0)^2
-    / |m|^2)``, rank memories exactly as ``"neg_l2"`` and ``"cosine"`` do.
-    The scaled model has one parameter more, so it is chosen only when the
-    likelihood-ratio statistic ``n log(r_noise / r_scaled)`` (``n`` the
-    number of compared coordinates: the feature dimension, or the observed
-    entries of a partial query) exceeds the 0.999 quantile of its law under
-    the noise model, from the F test with ``(1, n - 1)`` degrees of freedom
-    (11.09 for ``n=64``, 10.85 for ``n=784``, the chi-square(1) quantile
-    10.83 in the limit; never below two coordinates): about one noisy query
-    in a thousand is retrieved with cosine. Occluded images
-    score far above it (95% of the half-occluded ones over 250 on MNIST,
-    over 16 on sklearn's digits).
-    The query is then retrieved with the chosen similarity and its own
-    ``beta_``, in every update when ``n_steps > 1``; ``kneighbors`` ranks
-    and measures it the same way. The test costs one more streamed pass
-    over the stored features (one matrix product, two running maxima), and
-    the stored features are kept unnormalised (the noise model needs their
-    norms). With ``index="approximate"`` the candidates of both models are
-    the most cosine-similar memories (an inner-product index on the
-    normalised features), and the test and the update run over them.
-    ``energy`` gives each query the energy of the similarity it is
-    retrieved with.
+    stored ``m``: noise, ``q = m + e``, which ranks as ``"neg_l2"``, and
+    scaled, ``q = s m + e`` with a free ``s >= 0`` (occluded, zero-filled,
+    dimmed), which ranks as ``"cosine"``. The scaled model is chosen when
+    the likelihood-ratio statistic exceeds the 0.999 quantile of its law
+    under the noise model (:func:`skhop.nn.kernel.scale_statistic`; about
+    one noisy query in a thousand goes to cosine; see the user guide). The
+    query is retrieved, in every update, with the chosen similarity and its
+    ``beta_``; ``kneighbors`` ranks it so and reports Euclidean distances.
+    With ``index="approximate"`` the candidates of both models are the most
+    cosine-similar memories.
 
-    With ``"cosine"`` the features are normalised once in ``fit``, so one
-    exact update costs two matrix products and one exponential per
-    (query, memory) pair, streamed with an online log-sum-exp.
+    Read at fit: ``similarity``, ``beta``, ``index``, ``n_lists``, the
+    Stage I parameters, ``random_state``; changing them after fit has no
+    effect until the next fit. Read at every call (predict-time knobs):
+    ``separation``, ``top_k``, ``n_steps``, ``n_candidates``, ``n_probe``,
+    ``chunk_size``, ``device``, ``n_threads``.
 
-    What the benchmarks show (``benchmarks/results/retrieval.md``, MNIST and
-    digits, up to 10,000 stored images): cosine retrieval (auto beta)
-    matches cosine Hopfield with the best beta of a grid on occluded
-    queries, within half a point, but trails exact Euclidean 1-NN by 1 to 3
-    points under additive Gaussian noise, where ``"neg_l2"`` matches it and
-    fails on occluded queries. The default ``"auto"`` retrieved 98% to 100%
-    of the half-occluded images with cosine and 99.6% or more of the noisy
-    ones with ``"neg_l2"``: in every cell it matched the better of the two
-    fixed similarities or came within 0.1 point (one query). Stage I (U-Hop's and
-    U-Hop+'s losses) lowered accuracy in every measured setting: separating
-    the stored patterns stretches the directions in which queries are
-    corrupted. It is therefore off by default. A smaller ``feature_dim``
-    (principal directions) makes the comparison cheaper, but the read-out
-    still mixes full patterns, so retrieval gets at most about 2x faster,
-    and accuracy drops on occluded queries. Telling the model which entries
-    are unknown (NaN) is worth far more than any kernel: 100% of the
-    half-occluded MNIST queries are recovered at every memory size.
+    The stored patterns are held once (``memories_``; under the identity map
+    also the keys). Each call reads the fitted state once, and a fit
+    publishes it in one step (after sklearn's ``n_features_in_``): calls from
+    several threads are safe, and one running while another thread refits
+    (same width) answers wholly with the old or the new model.
+
+    Results do not depend on the unit of the data: scaling ``X`` and the
+    queries by ``c`` scales ``transform`` by ``c`` and ``beta_`` by
+    ``1 / c**2`` (``"dot"``, ``"neg_l2"``), exactly for powers of two, within
+    float32 rounding otherwise, while the largest absolute entry of the
+    stored patterns is in ``[1e-15, 1e15]`` and that of the queries at most
+    ``1e15``; beyond, float32 squared norms leave the normal range, and the
+    data is refused with an error naming ``X`` and its scale.
 
     References
     ----------
@@ -326,29 +298,19 @@ default="softmax"
                 f"chunk_size is supported for separations {CHUNKABLE}, not "
                 f"{self.separation!r}; leave chunk_size=None."
             )
-        cfg = RetrievalSettings(
-            separation=self.separation,
-            top_k=self.top_k,
-            n_steps=self.n_steps,
-            chunk_size=self.chunk_size,
-            n_candidates=self.n_candidates,
-            n_probe=self.n_probe,
-            n_threads=self.n_threads,
-        )
-        return cfg, resolve_device(self.device)
+        knobs = {name: getattr(self, name) for name in RetrievalSettings.__dataclass_fields__}
+        return RetrievalSettings(**knobs), resolve_device(self.device)
 
     @staticmethod
     def _check_scale(X, what):
-        """Refuse data whose unit the float32 arithmetic cannot carry (see the class notes)."""
-        finite = np.abs(X[~np.isnan(X)]) if what == "queries" else np.abs(X)
-        scale = float(finite.max()) if finite.size else 0.0
-        too_small = what == "patterns" and 0.0 < scale < SCALE_RANGE[0]
-        if scale > SCALE_RANGE[1] or too_small:
+        """Refuse data whose unit float32 arithmetic cannot carry (see the class notes)."""
+        scale = max(float(np.nanmax(X)), -float(np.nanmin(X))) if X.size else 0.0
+        low = SCALE_RANGE[0] if what == "patterns" else 0.0
+        if scale > SCALE_RANGE[1] or 0.0 < scale < low:
             raise ValueError(
                 f"X ({what}) has scale {scale:.3g} (its largest absolute entry), outside the "
-                f"supported [{SCALE_RANGE[0]:g}, {SCALE_RANGE[1]:g}]: float32 squared norms "
-                "under- or overflow there. Rescale X (e.g. divide by its largest absolute "
-                "entry) before fitting and querying."
+                f"supported [{SCALE_RANGE[0]:g}, {SCALE_RANGE[1]:g}], where float32 squared "
+                "norms stay finite and normal: rescale X, e.g. by its largest absolute entry."
             )
 
     def _validate_memories(self, X, reset):
@@ -380,38 +342,27 @@ default="softmax"
         self._check_scale(Q, "queries")
         return Q
 
-    def _resolve_index(self, n_memories):
-        if self.index != "auto":
-            if self.index == "approximate":
-                import_faiss()
-            return self.index
-        if n_memories >= AUTO_APPROXIMATE_MIN:
-            try:
-                import_faiss()
-            except ImportError:
-                return "exact"
-            return "approximate"
-        return "exact"
+    def _prepare(self, X):
+        """The fitted state (read once), the validated queries, the knobs and the device."""
+        check_is_fitted(self)
+        memory = self._memory_
+        return (memory, self._validate_queries(X), *self._settings())
 
     # ------------------------------------------------------------------ fit
 
     def _store(self, X, fmap, identity, curve, n_iter, device):
         seed = seed_from(self.random_state)
-        index = self._resolve_index(X.shape[0])
+        index = resolve_index(self.index, X.shape[0])
         weight = None if identity else np.ascontiguousarray(fmap.weight.detach().cpu().numpy())
         make_index = None
         if index == "approximate":
-
-            def make_index(keys):
-                return IVFIndex(
-                    keys,
-                    metric="l2" if self.similarity == "neg_l2" else "ip",
-                    normalise=self.similarity in ("cosine", "auto"),
-                    n_lists=self.n_lists,
-                    seed=seed,
-                    n_threads=self.n_threads,
-                )
-
+            make_index = functools.partial(
+                IVFIndex.for_similarity,
+                similarity=self.similarity,
+                n_lists=self.n_lists,
+                seed=seed,
+                n_threads=self.n_threads,
+            )
         with seeded(seed, device):
             memory, min_sep = HopfieldMemory.fit(
                 X, weight, self.similarity, self.beta, device, make_index
@@ -435,9 +386,8 @@ default="softmax"
         identity = self.separation_loss is None and self.feature_dim in (None, X.shape[1])
         seed = seed_from(self.random_state)
         with torch_threads(self.n_threads), seeded(seed, device):
-            X_t = torch.from_numpy(X).to(device)
             fmap, curve = fit_feature_map(
-                X_t,
+                torch.from_numpy(X).to(device),
                 feature_dim=self.feature_dim,
                 separation_loss=self.separation_loss,
                 tau=self.tau,
@@ -445,9 +395,8 @@ default="softmax"
                 learning_rate=self.learning_rate,
                 verbose=self.verbose,
             )
-        fmap = fmap.cpu()
         with torch_threads(self.n_threads):
-            return self._store(X, fmap, identity, curve, len(curve), device)
+            return self._store(X, fmap.cpu(), identity, curve, len(curve), device)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -472,10 +421,8 @@ default="softmax"
     def partial_fit(self, X, y=None):
         """Add the rows of ``X`` to the stored patterns.
 
-        The first call fits (Stage I included); later calls keep the feature
-        map, append the patterns and recompute ``beta_`` (when ``"auto"``),
-        ``min_separation_`` and the approximate index, with the current
-        parameters.
+        The first call fits; later calls keep the feature map, append the
+        patterns and recompute the rest of the fitted state.
 
         Parameters
         ----------
@@ -509,12 +456,10 @@ default="softmax"
     # ------------------------------------------------------------------ retrieval
 
     def query_similarity(self, X):
-        """The similarity each query is retrieved with.
+        """The similarity each query is retrieved with (see the class notes).
 
-        With ``similarity="auto"`` at fit, ``"neg_l2"`` for the queries the
-        noise model explains and ``"cosine"`` for those the scaled model
-        explains significantly better (see the class notes); otherwise the
-        fitted similarity for every query.
+        With ``similarity="auto"`` at fit, ``"neg_l2"`` or ``"cosine"`` per
+        query; otherwise the fitted similarity for every query.
 
         Parameters
         ----------
@@ -526,10 +471,7 @@ default="softmax"
         similarity : ndarray of str, shape (n_queries,)
             ``"neg_l2"``, ``"cosine"`` or ``"dot"``, per query.
         """
-        check_is_fitted(self)
-        memory = self._memory_
-        Q = self._validate_queries(X)
-        cfg, device = self._settings()
+        memory, Q, cfg, device = self._prepare(X)
         with torch_threads(self.n_threads):
             return memory.query_similarity(Q, cfg, device)
 
@@ -546,10 +488,7 @@ default="softmax"
         X_new : ndarray of shape (n_queries, n_features)
             The retrieved patterns in input space, in the queries' float dtype.
         """
-        check_is_fitted(self)
-        memory = self._memory_
-        Q = self._validate_queries(X)
-        cfg, device = self._settings()
+        memory, Q, cfg, device = self._prepare(X)
         with torch_threads(self.n_threads):
             out = memory.retrieve(Q, cfg, device)
         return out.numpy().astype(Q.dtype, copy=False)
@@ -576,24 +515,19 @@ default="softmax"
         Returns
         -------
         neigh_dist : ndarray of shape (n_queries, n_neighbors)
-            Ascending. With ``similarity="auto"``, in the data's units for
-            every query: the Euclidean distance ``|f - k|`` between the final
-            state ``f`` and the stored features ``k`` for the queries retrieved
-            with ``"neg_l2"``, and ``min_{s >= 0} |f - s k|``, the distance
-            to the stored pattern's ray (it ranks as the cosine does), for
-            those retrieved with ``"cosine"``. With a fixed similarity:
-            ``1 - cosine`` (``"cosine"``), the negative dot product
-            (``"dot"``) or the Euclidean distance (``"neg_l2"``). Partial
-            queries measure on their observed entries, rescaled by
-            ``n_features / n_observed`` (the convention of
-            :func:`sklearn.metrics.pairwise.nan_euclidean_distances`). Only
-            when ``return_distance=True``.
+            Ascending, between the final state ``f`` and the stored features
+            ``k``. With ``similarity="auto"``, Euclidean for every query:
+            ``|f - k|`` (queries retrieved with ``"neg_l2"``) or
+            ``min_{s >= 0} |f - s k|``, the distance to the pattern's ray
+            (``"cosine"``). Else ``1 - cosine``, ``-dot`` or ``|f - k|``.
+            Partial queries: observed entries, rescaled by
+            ``n_features / n_observed`` (as
+            :func:`sklearn.metrics.pairwise.nan_euclidean_distances`).
         neigh_ind : ndarray of shape (n_queries, n_neighbors)
             Indices into ``memories_``, most attended first; ties go to the
             lower index.
         """
-        check_is_fitted(self)
-        memory = self._memory_
+        memory, Q, cfg, device = self._prepare(X)
         M = memory.n_memories
         if (
             not isinstance(n_neighbors, Integral)
@@ -605,8 +539,6 @@ default="softmax"
             raise ValueError(
                 f"n_neighbors={n_neighbors} exceeds the number of stored patterns ({M})."
             )
-        Q = self._validate_queries(X)
-        cfg, device = self._settings()
         with torch_threads(self.n_threads):
             dist, ind = memory.kneighbors(Q, int(n_neighbors), cfg, device)
         return (dist, ind) if return_distance else ind
@@ -627,8 +559,7 @@ default="softmax"
             Share of queries whose retrieved pattern is closer (Euclidean, in
             input space) to ``memories_[y]`` than to any other stored pattern.
         """
-        check_is_fitted(self)
-        memory = self._memory_
+        memory, Q, cfg, device = self._prepare(X)
         y = np.asarray(y)
         M = memory.n_memories
         if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
@@ -637,10 +568,8 @@ default="softmax"
             raise ValueError(
                 f"y must hold indices in [0, {M}), got values in [{y.min()}, {y.max()}]."
             )
-        Q = self._validate_queries(X)
         if Q.shape[0] != y.shape[0]:
             raise ValueError(f"X has {Q.shape[0]} queries but y has {y.shape[0]} entries.")
-        cfg, device = self._settings()
         with torch_threads(self.n_threads):
             nearest = memory.nearest(memory.retrieve(Q, cfg, device))
         return float((nearest.numpy() == y).mean())
@@ -648,16 +577,11 @@ default="softmax"
     def energy(self, X):
         """Hopfield energy of each query in feature space.
 
-        For ``"dot"`` and ``"cosine"``,
-        ``E(q) = -lse(beta, K f) + 0.5 |f|^2 + log(M) / beta + 0.5 max_i |k_i|^2``
-        with ``f`` the query's features and ``K`` the stored features (both
-        normalised for ``"cosine"``); for ``"neg_l2"``,
-        ``E(q) = -lse(beta, -0.5 |f - k_i|^2) + log(M) / beta``; see
-        :func:`skhop.nn.hopfield_energy`. With ``"auto"`` each query gets the
-        energy of the similarity it is retrieved with
-        (:meth:`query_similarity`), with that similarity's ``beta``: energies
-        of queries retrieved with different similarities are not on one
-        scale.
+        The energy of the similarity each query is retrieved with
+        (:meth:`query_similarity`) and its ``beta_``; see
+        :func:`skhop.nn.hopfield_energy` (for ``"cosine"``, of the normalised
+        features). With ``"auto"``, energies of queries retrieved with
+        different similarities are not on one scale.
 
         Parameters
         ----------
@@ -668,11 +592,8 @@ default="softmax"
         -------
         energy : ndarray of shape (n_queries,)
         """
-        check_is_fitted(self)
-        memory = self._memory_
-        Q = self._validate_queries(X)
+        memory, Q, cfg, device = self._prepare(X)
         if np.isnan(Q).any():
             raise ValueError("energy needs complete queries; X contains NaN.")
-        cfg, device = self._settings()
         with torch_threads(self.n_threads):
             return memory.energy(Q, cfg, device)

@@ -12,8 +12,10 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["import_faiss", "limit_threads", "faiss_threads", "IVFIndex"]
+__all__ = ["import_faiss", "resolve_index", "limit_threads", "faiss_threads", "IVFIndex"]
 
+# index="auto" uses the approximate index from this many stored patterns on
+AUTO_APPROXIMATE_MIN = 200_000
 # rows normalised and added to the index at a time (no normalised copy of the bank)
 _ADD_ROWS = 65536
 
@@ -27,6 +29,25 @@ def import_faiss():
             "(or `pip install faiss-cpu`)."
         ) from None
     return faiss
+
+
+def resolve_index(index, n_memories):
+    """``"exact"`` or ``"approximate"`` for ``index`` in {"auto", "exact", "approximate"}.
+
+    ``"auto"`` is ``"approximate"`` from :data:`AUTO_APPROXIMATE_MIN` stored
+    patterns on when faiss is installed. ``"approximate"`` without faiss raises.
+    """
+    if index != "auto":
+        if index == "approximate":
+            import_faiss()
+        return index
+    if n_memories < AUTO_APPROXIMATE_MIN:
+        return "exact"
+    try:
+        import_faiss()
+    except ImportError:
+        return "exact"
+    return "approximate"
 
 
 @contextlib.contextmanager
@@ -109,6 +130,20 @@ class IVFIndex:
         self.normalise = bool(normalise)
         self._index = index
         self._blob = None
+
+    @classmethod
+    def for_similarity(cls, keys, *, similarity, n_lists, seed, n_threads=None):
+        """The index whose candidates suit ``similarity``: Euclidean for ``"neg_l2"``,
+        inner product for ``"dot"``, cosine (unit rows) for ``"cosine"`` and
+        ``"auto"`` (one candidate list for both of its models)."""
+        return cls(
+            keys,
+            metric="l2" if similarity == "neg_l2" else "ip",
+            normalise=similarity in ("cosine", "auto"),
+            n_lists=n_lists,
+            seed=seed,
+            n_threads=n_threads,
+        )
 
     @property
     def index(self):
