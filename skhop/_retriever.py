@@ -286,8 +286,6 @@ default="softmax"
         tags.non_deterministic = False
         return tags
 
-    # ------------------------------------------------------------------ checks
-
     def _settings(self):
         """The predict-time knobs, checked, and the device."""
         check_n_threads(self.n_threads)
@@ -342,6 +340,11 @@ default="softmax"
         self._check_scale(Q, "queries")
         return Q
 
+    @property
+    def beta_(self):  # stored once, in the fitted memory
+        memory = check_is_fitted(self) or self._memory_
+        return dict(memory.betas) if memory.similarity == "auto" else [*memory.betas.values()][0]
+
     def _prepare(self, X):
         """The fitted state (read once), the validated queries, the knobs and the device."""
         check_is_fitted(self)
@@ -367,14 +370,12 @@ default="softmax"
             memory, min_sep = HopfieldMemory.fit(
                 X, weight, self.similarity, self.beta, device, make_index
             )
-        betas = memory.betas
         # every fitted attribute in one step: a reader never sees half of a refit
         self.__dict__.update(
             memories_=memory.values,
             feature_map_=fmap,
             separation_loss_curve_=curve,
             n_iter_=n_iter,
-            beta_=dict(betas) if self.similarity == "auto" else betas[self.similarity],
             min_separation_=min_sep,
             index_=index,
             _memory_=memory,
@@ -452,8 +453,6 @@ default="softmax"
                 self.n_iter_,
                 device,
             )
-
-    # ------------------------------------------------------------------ retrieval
 
     def query_similarity(self, X):
         """The similarity each query is retrieved with (see the class notes).

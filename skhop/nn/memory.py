@@ -74,9 +74,11 @@ class HopfieldMemory:
         ``values`` itself, no second copy).
     similarity : {"auto", "cosine", "dot", "neg_l2"}
         The similarity fixed at fit.
-    betas, betas_partial : dict
-        Inverse temperature per routed similarity, in feature space and for
-        partial queries in input space.
+    betas : dict
+        Inverse temperature per routed similarity, in feature space.
+    betas_partial : dict or None
+        The same for partial queries, compared in input space; ``None`` when
+        it is ``betas`` (the identity map, or a fixed ``beta``).
     ann : IVFIndex or None
         Candidate index over the keys; ``None`` retrieves exactly.
     """
@@ -89,7 +91,7 @@ class HopfieldMemory:
         )
         self.similarity = similarity
         self.betas = dict(betas)
-        self.betas_partial = dict(betas_partial)
+        self.betas_partial = None if betas_partial is None else dict(betas_partial)
         self.ann = ann
 
     @classmethod
@@ -100,7 +102,8 @@ class HopfieldMemory:
         candidate index, or is ``None`` for exact retrieval. Seed torch
         around the call (beyond 4,096 memories the statistics sample anchors).
         """
-        memory = cls(values, weight, similarity, {}, {})
+        partial = beta == "auto" and weight is not None
+        memory = cls(values, weight, similarity, {}, {} if partial else None)
         with torch.no_grad():
             bank = memory._bank(device)
             keys = bank.keys
@@ -109,13 +112,10 @@ class HopfieldMemory:
                 if beta == "auto":
                     own = rival if model == "cosine" else None
                     memory.betas[model] = float(auto_beta(keys, model, rival=own))
-                    memory.betas_partial[model] = (
-                        memory.betas[model]
-                        if weight is None
-                        else float(auto_beta(bank.values, model))
-                    )
                 else:
-                    memory.betas[model] = memory.betas_partial[model] = float(beta)
+                    memory.betas[model] = float(beta)
+                if partial:
+                    memory.betas_partial[model] = float(auto_beta(bank.values, model))
             min_sep = min_separation(keys, rival=rival)
         if make_index is not None:
             memory.ann = make_index(memory.keys)
@@ -141,6 +141,9 @@ class HopfieldMemory:
             if rows.size:
                 Q_t = torch.from_numpy(np.asarray(Q[rows], dtype=np.float32)).to(device)
                 yield torch.from_numpy(rows), Q_t, is_partial
+
+    def _partial_beta(self, sim):
+        return (self.betas if self.betas_partial is None else self.betas_partial)[sim]
 
     def _n_candidates(self, cfg, at_least=1):
         return min(max(cfg.n_candidates, cfg.top_k or 1, at_least), self.n_memories)
@@ -269,7 +272,7 @@ class HopfieldMemory:
                             F[sub],
                             bank.values,
                             bank.values,
-                            self.betas_partial[sim],
+                            self._partial_beta(sim),
                             kwargs,
                             cfg,
                             query_mask="nan",
@@ -405,7 +408,7 @@ class HopfieldMemory:
         """(final state, observed, scores, indices) after ``n_steps - 1`` updates."""
         if partial:
             kwargs = self._kwargs(sim, cfg, cfg.n_steps - 1)
-            beta = self.betas_partial[sim]
+            beta = self._partial_beta(sim)
             state = self._exact(Q_t, bank.values, bank.values, beta, kwargs, cfg, "nan")
             v, i = self._scan(bank.values, state, n, (sim,), cfg)[sim]
             return state, None, v, i
