@@ -1,7 +1,7 @@
 """KernelHopfieldRetriever: associative memory in a learned kernel space.
 
 Stage I (optional) fits a linear feature map ``Phi`` that separates the
-stored patterns (U-Hop, U-Hop+; see :mod:`skhop._kernel`); Stage II retrieves
+stored patterns (U-Hop, U-Hop+; see :mod:`skhop.nn.kernel`); Stage II retrieves
 with the modern Hopfield update, comparing ``Phi(query)`` with
 ``Phi(memory)`` and reading out the stored patterns in input space.
 """

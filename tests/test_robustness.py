@@ -351,7 +351,7 @@ def test_retriever_transform_against_a_million_memories_has_bounded_peak(similar
     out = ret.transform(Q[:10])  # lazy loads before measuring
     """
     work = "out = ret.transform(Q)"
-    # the memory is 256 MB (and a unit-norm copy for "cosine"); the output 0.25 MB
+    # the memory is 256 MB (held once, for every similarity); the output 0.25 MB
     assert _extra_peak_mb(setup, work) < RETRIEVAL_BOUND_MB
 
 
