@@ -13,13 +13,15 @@ import importlib
 
 __all__ = ["trusted_types"]
 
-# The public classes a saved skhop model may contain, by where they live.
+# The classes a saved skhop model may contain, by where they live: the public
+# estimators and the plain holders of their fitted state (arrays and numbers).
 _TRUSTED = {
     "HopfieldClassifier": "skhop._classifier",
     "HopfieldMILClassifier": "skhop._mil",
     "KernelHopfieldRetriever": "skhop._retriever",
     "HopfieldImputer": "skhop._imputer",
     "BagStandardScaler": "skhop.preprocessing",
+    "HopfieldMemory": "skhop.nn.memory",
 }
 
 
@@ -32,7 +34,8 @@ def trusted_types():
     Returns
     -------
     list of str
-        Fully qualified names of skhop's estimator classes, as skops spells them.
+        Fully qualified names of skhop's estimator classes and of the plain
+        classes that hold their fitted state, as skops spells them.
 
     Examples
     --------

@@ -366,7 +366,7 @@ def test_retriever_transform_against_a_million_memories_has_bounded_peak(similar
     out = ret.transform(Q[:10])  # lazy loads before measuring
     """
     work = "out = ret.transform(Q)"
-    # the memory is 256 MB (and a unit-norm copy for "cosine"); the output 0.25 MB
+    # the memory is 256 MB (held once, for every similarity); the output 0.25 MB
     assert _extra_peak_mb(setup, work) < RETRIEVAL_BOUND_MB
 
 
@@ -422,6 +422,150 @@ def test_identical_stored_patterns_share_the_attention():
     X = np.vstack([X, X[:1], X[:1]])  # pattern 0 stored three times
     est = KernelHopfieldRetriever(beta=1e3, random_state=0).fit(X)
     np.testing.assert_allclose(est.transform(X[:1]), X[:1], atol=1e-6)
+
+
+def _retriever_data(seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(120, 16))
+    Q = X[:30] + 0.05 * rng.normal(size=(30, 16))
+    Q[15:, 8:] = 0.0  # occluded: routed to cosine by "auto"
+    Q[:5, :4] = np.nan  # partial rows
+    return X, Q
+
+
+@pytest.mark.parametrize("similarity", ["auto", "cosine", "dot", "neg_l2"])
+@pytest.mark.parametrize("scale", [2.0**-40, 1e-9, 1e-6, 1e6, 1e9, 2.0**40])
+def test_retriever_does_not_depend_on_the_unit_of_the_data(similarity, scale):
+    """Scaling X and the queries scales the retrieval and changes nothing else."""
+    from skhop import KernelHopfieldRetriever
+
+    X, Q = _retriever_data()
+    ref = KernelHopfieldRetriever(similarity=similarity).fit(X)
+    est = KernelHopfieldRetriever(similarity=similarity).fit(X * scale)
+    # powers of two scale exactly; other scales round differently, and auto beta's logits
+    # (up to 1e4) turn float32 rounding into ~1e4 * 1.2e-7 of the attention
+    exact = float(np.log2(scale)).is_integer()
+    atol = 1e-4 if exact else 1e4 * np.finfo(np.float32).eps
+    np.testing.assert_allclose(est.transform(Q * scale) / scale, ref.transform(Q), atol=atol)
+    np.testing.assert_array_equal(est.kneighbors(Q * scale, 3)[1], ref.kneighbors(Q, 3)[1])
+    np.testing.assert_array_equal(est.query_similarity(Q * scale), ref.query_similarity(Q))
+    power = 0 if similarity == "cosine" else 2
+    for key, beta in (ref.beta_ if similarity == "auto" else {None: ref.beta_}).items():
+        got = est.beta_[key] if key else est.beta_
+        expected = beta / scale ** (power if key != "cosine" else 0)
+        assert got == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    "scale, where", [(1e19, "patterns"), (1e30, "patterns"), (1e-20, "patterns"), (1e30, "queries")]
+)
+def test_retriever_refuses_a_scale_float32_cannot_carry_naming_x(scale, where):
+    from skhop import KernelHopfieldRetriever
+
+    X, _ = _retriever_data()
+    est = KernelHopfieldRetriever()
+    match = rf"X \({where}\) has scale [0-9.e+-]+ \(its largest absolute entry\)"
+    with pytest.raises(ValueError, match=match):
+        if where == "patterns":
+            est.fit(X * scale)
+        else:
+            est.fit(X).transform(X[:3] * scale)
+
+
+def test_retriever_reads_what_fit_decided_after_set_params():
+    """Changing a fit-time parameter after fit changes nothing until the next fit."""
+    from skhop import KernelHopfieldRetriever
+
+    X, Q = _retriever_data()
+    est = KernelHopfieldRetriever(random_state=0).fit(X)
+    before = est.transform(Q), est.kneighbors(Q, 2), est.query_similarity(Q), est.energy(Q[5:])
+    assert {"neg_l2", "cosine"} <= set(before[2])
+    for params in ({"similarity": "cosine"}, {"similarity": "dot"}, {"beta": 3.0}):
+        est.set_params(**params)
+        after = est.transform(Q), est.kneighbors(Q, 2), est.query_similarity(Q), est.energy(Q[5:])
+        np.testing.assert_array_equal(after[0], before[0])
+        np.testing.assert_array_equal(after[1][1], before[1][1])
+        np.testing.assert_array_equal(after[2], before[2])
+        np.testing.assert_array_equal(after[3], before[3])
+    # a documented predict-time knob takes effect at once
+    est.set_params(n_steps=3)
+    assert not np.array_equal(est.transform(Q), before[0])
+
+
+def test_auto_beta_keeps_its_stated_promise_and_caps_near_duplicates():
+    """All but 0.1% of the attention on a stored pattern while the cap is not reached."""
+    from skhop import KernelHopfieldRetriever
+    from skhop.nn.functional import hopfield_retrieve
+    from skhop.nn.kernel import AUTO_BETA_MAX_LOGIT
+
+    X = np.random.default_rng(0).normal(size=(200, 8)).astype(np.float32)
+    for near in (False, True):
+        data = X.copy()
+        if near:
+            data[1] = data[0] + 1e-4  # a near-duplicate pair: the cap binds
+        est = KernelHopfieldRetriever(similarity="neg_l2").fit(data)
+        t = torch.from_numpy(data)
+        _, attn = hopfield_retrieve(
+            t, t, beta=est.beta_, similarity="neg_l2", return_attention=True
+        )
+        own = attn.diagonal().numpy()
+        score_range = 2.0 * float((t * t).sum(1).max())
+        if not near:
+            assert own.min() >= 1 - 1e-3 - 1e-5
+            assert est.beta_ < AUTO_BETA_MAX_LOGIT / score_range
+        else:
+            assert est.beta_ == pytest.approx(AUTO_BETA_MAX_LOGIT / score_range, rel=1e-6)
+            gap = 0.5 * float(((t[0] - t[1]) ** 2).sum())
+            shared = 1 / (1 + np.exp(-est.beta_ * gap))
+            np.testing.assert_allclose(own[:2], shared, atol=1e-3)
+            assert own[2:].min() >= 1 - 1e-3 - 1e-5
+
+
+def test_retriever_publishes_a_fit_in_one_step():
+    """No fitted attribute is set on its own: readers never see half of a refit."""
+    from skhop import KernelHopfieldRetriever
+
+    class Watched(KernelHopfieldRetriever):
+        def __setattr__(self, name, value):
+            # sklearn's validation sets the input's width and names first (documented)
+            known = ("n_features_in_", "feature_names_in_")
+            if name.endswith("_") and not name.startswith("__") and name not in known:
+                raise AssertionError(f"{name} published on its own")
+            super().__setattr__(name, value)
+
+    X, Q = _retriever_data()
+    est = Watched(random_state=0).fit(X)
+    est.partial_fit(X[:10])
+    assert est.memories_.shape[0] == 130
+
+
+def test_retriever_read_during_refit_sees_one_model():
+    import threading
+
+    from skhop import KernelHopfieldRetriever
+
+    X1, Q = _retriever_data(0)
+    X2, _ = _retriever_data(1)
+    Q = np.nan_to_num(Q)
+    want = [KernelHopfieldRetriever().fit(X).transform(Q) for X in (X1, X2)]
+    est = KernelHopfieldRetriever().fit(X1)
+    stop, mixed = threading.Event(), []
+
+    def read():
+        while not stop.is_set():
+            out = est.transform(Q)
+            if not any(np.array_equal(out, w) for w in want):
+                mixed.append(out)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(20):
+            est.fit(X2 if i % 2 == 0 else X1)
+    finally:
+        stop.set()
+        reader.join()
+    assert not mixed
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32])

@@ -55,10 +55,42 @@ def stable_topk(scores, k):
     """The ``k`` largest scores along the last dim; ties go to the lower index.
 
     A fixed tie rule makes top-k retrieval independent of chunking and of
-    removing other memories.
+    removing other memories. The result equals the first ``k`` entries of a
+    stable descending sort, without sorting the whole row: ``k=1`` is
+    ``torch.max`` (which returns the first maximal index); otherwise
+    ``torch.topk`` keeps ``k + 1`` entries, the first ``k`` are ordered
+    stably, and only rows where the ``(k + 1)``-th ties the ``k``-th (so that
+    the kept set is not unique) are sorted in full.
     """
-    vals, idx = torch.sort(scores, dim=-1, descending=True, stable=True)
-    return vals[..., :k], idx[..., :k]
+    n = scores.shape[-1]
+    k = min(k, n)
+    if k == 1:
+        vals, idx = scores.max(dim=-1, keepdim=True)
+        return vals, idx
+    if k == 0 or 4 * k >= n:
+        vals, idx = torch.sort(scores, dim=-1, descending=True, stable=True)
+        return vals[..., :k], idx[..., :k]
+    vals, idx = torch.topk(scores, k + 1, dim=-1, sorted=True)
+    unfair = (vals[..., k] == vals[..., k - 1]) | torch.isnan(vals[..., k - 1])
+    vals, idx = vals[..., :k], idx[..., :k]
+    # a stable order among the k kept: by index, then stably by score
+    idx, order = idx.sort(dim=-1)
+    vals, order2 = torch.sort(vals.gather(-1, order), dim=-1, descending=True, stable=True)
+    idx = idx.gather(-1, order2)
+    if bool(unfair.any()):
+        rows = unfair.reshape(-1).nonzero().squeeze(1)
+        v, i = torch.sort(scores.reshape(-1, n)[rows], dim=-1, descending=True, stable=True)
+        vals = vals.reshape(-1, k).index_copy(0, rows, v[:, :k]).reshape(vals.shape)
+        idx = idx.reshape(-1, k).index_copy(0, rows, i[:, :k]).reshape(idx.shape)
+    return vals, idx
+
+
+def merge_topk(best, block, k):
+    """Running top-``k`` ``(values, indices)`` merged with a later block's; ties to ``best``."""
+    if best is None:
+        return block
+    v, j = stable_topk(torch.cat([best[0], block[0]], -1), k)
+    return v, torch.cat([best[1], block[1]], -1).gather(-1, j)
 
 
 def blockwise_topk(block_scores, n_items, k, block_size):
@@ -73,18 +105,13 @@ def blockwise_topk(block_scores, n_items, k, block_size):
     -------
     values, indices : Tensor of shape (..., min(k, n_items))
     """
-    best_v = best_i = None
+    best = None
     for start in range(0, n_items, block_size):
         stop = min(start + block_size, n_items)
         v, i = stable_topk(block_scores(start, stop), min(k, stop - start))
-        i = i + start
-        if best_v is None:
-            best_v, best_i = v, i
-        else:
-            # earlier blocks first, so ties still go to the lower index
-            best_v, j = stable_topk(torch.cat([best_v, v], -1), k)
-            best_i = torch.cat([best_i, i], -1).gather(-1, j)
-    return best_v, best_i
+        # earlier blocks first, so ties still go to the lower index
+        best = merge_topk(best, (v, i + start), k)
+    return best
 
 
 def _topk(scores, mask, k):

@@ -32,7 +32,11 @@ SIMILARITIES = ("dot", "cosine", "neg_l2")
 # Score blocks larger than this many elements are computed chunk by chunk
 # when ``chunk_size`` is left to ``None`` (16 MiB of float32 per block).
 AUTO_CHUNK_ELEMENTS = 1 << 22
-_EPS = 1e-12
+
+
+def _tiny(t):
+    """Smallest normal number of ``t``'s dtype: a norm floor that depends on no unit."""
+    return torch.finfo(t.dtype).tiny
 
 
 def _check_tensor(name, t, min_dim=2):
@@ -135,8 +139,8 @@ def similarity_scores(query, memory, similarity="dot", observed=None):
         if similarity == "dot":
             return dot
         if similarity == "cosine":
-            qn = query.norm(dim=-1, keepdim=True).clamp_min(_EPS)
-            xn = memory.norm(dim=-1).clamp_min(_EPS).unsqueeze(-2)
+            qn = query.norm(dim=-1, keepdim=True).clamp_min(_tiny(query))
+            xn = memory.norm(dim=-1).clamp_min(_tiny(memory)).unsqueeze(-2)
             return dot / qn / xn
         qq = (query * query).sum(-1, keepdim=True)
         xx = (memory * memory).sum(-1).unsqueeze(-2)
@@ -146,8 +150,8 @@ def similarity_scores(query, memory, similarity="dot", observed=None):
     none = n_obs == 0
     if similarity == "cosine":
         xx_obs = observed @ (memory * memory).mT  # |x restricted to observed|^2
-        qn = query.norm(dim=-1, keepdim=True).clamp_min(_EPS)
-        scores = dot / qn / xx_obs.clamp_min(_EPS * _EPS).sqrt()
+        qn = query.norm(dim=-1, keepdim=True).clamp_min(_tiny(query))
+        scores = dot / qn / xx_obs.clamp_min(_tiny(xx_obs)).sqrt()
     else:
         scale = d / n_obs.clamp_min(1.0)
         if similarity == "dot":
@@ -164,8 +168,8 @@ def _scaled_scores(query, memory, beta, similarity, observed):
         # beta * <q, x> == <beta q, x>: scale the small operand.
         return (query * beta) @ memory.mT
     if similarity == "cosine" and observed is None:
-        q = query * (beta / query.norm(dim=-1, keepdim=True).clamp_min(_EPS))
-        xn = memory.norm(dim=-1).clamp_min(_EPS).unsqueeze(-2)
+        q = query / query.norm(dim=-1, keepdim=True).clamp_min(_tiny(query)) * beta
+        xn = memory.norm(dim=-1).clamp_min(_tiny(memory)).unsqueeze(-2)
         return (q @ memory.mT) / xn
     return beta * similarity_scores(query, memory, similarity, observed)
 
@@ -651,12 +655,12 @@ def hopfield_energy(state, memory, beta=1.0, chunk_size=None, similarity="dot"):
     if chunk_size is None:
         chunk_size = _auto_chunk(state.shape[-2], M, "softmax", False) or M
     if similarity == "cosine":
-        state = state / state.norm(dim=-1, keepdim=True).clamp_min(_EPS)
+        state = state / state.norm(dim=-1, keepdim=True).clamp_min(_tiny(state))
     lse = m_max = None
     for start in range(0, M, chunk_size):
         part = memory[..., start : start + chunk_size, :]
         if similarity == "cosine":
-            part = part / part.norm(dim=-1, keepdim=True).clamp_min(_EPS)
+            part = part / part.norm(dim=-1, keepdim=True).clamp_min(_tiny(part))
         scores = similarity_scores(state, part, "neg_l2" if similarity == "neg_l2" else "dot")
         chunk_lse = torch.logsumexp(beta * scores, -1)
         chunk_max = part.norm(dim=-1).amax(dim=-1, keepdim=True)
