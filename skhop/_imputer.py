@@ -741,7 +741,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         seed = None
         if self.sample_posterior:
             seed = seed_from(check_random_state(self.random_state))
-        with torch_threads(self.n_threads), torch.no_grad(), seeded(seed or 0, device):
+        with torch_threads(self.n_threads), torch.no_grad():
             dtype = torch.float32
             observed = (~torch.as_tensor(self.memory_mask_, device=device)).to(dtype)
             fm = self.feature_map_
@@ -753,8 +753,10 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
                 weights=torch.as_tensor(self.feature_weights_, dtype=dtype, device=device),
                 feature_map=None if fm is None else fm.to(device=device, dtype=dtype),
             )
+            generator = None
             if self.sample_posterior:
                 sample = torch.as_tensor(~onehot, device=device)
+                generator = torch.Generator(device=device).manual_seed(seed)
             zt = masked.complete(
                 torch.as_tensor(z, dtype=dtype, device=device),
                 torch.as_tensor(sub_miss, device=device),
@@ -766,6 +768,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
                 n_steps=opts["n_steps"],
                 block_rows=_block_rows(self.memories_.shape[0], self.chunk_size),
                 sample=sample,
+                generator=generator,
             )
             filled = zt.cpu().numpy().astype(np.float64)
         num = ~onehot

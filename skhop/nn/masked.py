@@ -144,26 +144,27 @@ def _row_beta(s, beta, similarity, lacking):
     return torch.clamp(1.0 / d1.clamp_min(1e-30), min=beta, max=1e30)
 
 
-def _draw(p, values):
+def _draw(p, values, generator):
     """One value per row of ``values`` (n, M), drawn with weights ``p`` (n, M)."""
-    pick = torch.multinomial(p, 1).squeeze(1)
+    pick = torch.multinomial(p, 1, generator=generator).squeeze(1)
     return values.gather(1, pick.unsqueeze(1)).squeeze(1)
 
 
-def read_out(s, mem, separation, top_k, rows, cols, sample=False):
+def read_out(s, mem, separation, top_k, rows, cols, sample=None, generator=None):
     """Fill ``(rows, cols)`` pairs from scaled scores ``s`` (L, M).
 
     Each pair reads the attention-weighted mean of column ``col`` over the
     stored rows that observe it (the others are masked out of the
-    separation), or with ``sample`` one stored row's value drawn with those
-    weights (torch's RNG). Returns the fills and a bool tensor marking pairs
+    separation), or for the columns where ``sample`` (a bool tensor over the
+    columns) is True one stored row's value drawn with those weights, from
+    ``generator``. Returns the fills and a bool tensor marking pairs
     that had no stored row to read from.
     """
     fills = torch.zeros(rows.shape[0], dtype=s.dtype, device=s.device)
     empty = torch.zeros(rows.shape[0], dtype=torch.bool, device=s.device)
     if rows.numel() == 0:
         return fills, empty
-    if separation == "softmax" and not sample:
+    if separation == "softmax":
         # one pass for all columns: sum_i p_i o_ij x_ij / sum_i p_i o_ij
         top = s.amax(-1, keepdim=True)
         top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
@@ -173,6 +174,8 @@ def read_out(s, mem, separation, top_k, rows, cols, sample=False):
         ok = den > 0
         fills = torch.where(ok, num / den.clamp_min(torch.finfo(den.dtype).tiny), fills)
         # underflow (the largest weights on rows lacking the column): exact per column
+        if sample is not None:
+            ok = ok & ~sample[cols]
         redo = torch.nonzero(~ok).squeeze(1)
     else:
         redo = torch.arange(rows.shape[0], device=s.device)
@@ -188,9 +191,9 @@ def read_out(s, mem, separation, top_k, rows, cols, sample=False):
             )
             total = w.sum(-1)
             has = total > 0
-            if sample:
+            if sample is not None and bool(sample[col]):
                 w = torch.where(has.unsqueeze(-1), w, torch.ones_like(w))
-                val = _draw(w, mem.x[:, col].expand(w.shape[0], -1))
+                val = _draw(w, mem.x[:, col].expand(w.shape[0], -1), generator)
             else:
                 val = (w @ mem.x[:, col]) / total.clamp_min(torch.finfo(total.dtype).tiny)
             fills[redo[pick]] = torch.where(has, val, torch.zeros_like(val))
@@ -199,13 +202,25 @@ def read_out(s, mem, separation, top_k, rows, cols, sample=False):
 
 
 def complete(
-    z, missing, mem, beta, separation, top_k, *, sharpen, n_steps, block_rows, sample=False
+    z,
+    missing,
+    mem,
+    beta,
+    separation,
+    top_k,
+    *,
+    sharpen,
+    n_steps,
+    block_rows,
+    sample=None,
+    generator=None,
 ):
     """Fill the missing entries of rows ``z`` (0 at missing entries, ``missing`` True) in place.
 
     Blocks of ``block_rows`` rows; ``n_steps`` retrieval steps (after the
-    first the completed row is the state, compared over all entries); with
-    ``sample`` the last step draws each fill from the retrieval weights.
+    first the completed row is the state, compared over all entries); the
+    last step draws the fills of the columns where ``sample`` is True from
+    the retrieval weights (see :func:`read_out`).
     """
     L = z.shape[0]
     for start in range(0, L, block_rows):
@@ -224,7 +239,9 @@ def complete(
                 lacking = ((miss.to(s.dtype) @ mem.observed.mT) <= 0) | torch.isneginf(s)
             s = sharpened(s, beta, mem.similarity, lacking)
             last = step == n_steps - 1
-            fills, empty = read_out(s, mem, separation, top_k, rows, cols, sample and last)
+            fills, empty = read_out(
+                s, mem, separation, top_k, rows, cols, sample if last else None, generator
+            )
             # nothing to read from: the column mean
             fills = torch.where(empty, mem.fallback[cols], fills)
             state = q.index_put((rows, cols), fills)
