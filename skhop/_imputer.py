@@ -26,7 +26,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, MissingValues, StrOptions
 from sklearn.utils.validation import FLOAT_DTYPES, check_is_fitted
 
-from . import _mixed
+from . import _impute_fit, _mixed
 from ._base import (
     VersionedStateMixin,
     check_n_threads,
@@ -38,106 +38,12 @@ from ._base import (
 )
 from ._kernel import SEPARATION_LOSSES, fit_feature_map
 from .nn import masked
-from .nn._optim import AdamW
 
 __all__ = ["HopfieldImputer"]
-
-# Score blocks of at most this many elements (rows x memories) when
-# ``chunk_size`` is None: 4 Mi float32 = 16 MiB per block.
-_BLOCK_ELEMENTS = 1 << 22
-
-
-def _block_rows(n_memories, chunk_size):
-    if chunk_size is not None:
-        return chunk_size
-    return max(1, _BLOCK_ELEMENTS // max(n_memories, 1))
-
-
-def _learn_weights(
-    x,
-    observed,
-    complete,
-    beta,
-    similarity,
-    separation,
-    top_k,
-    *,
-    max_iter,
-    learning_rate,
-    max_rows,
-    batch_size,
-    learn_beta=True,
-    hideable=None,
-    verbose=0,
-):
-    """Fit feature weights and beta by self-supervised completion of hidden observed entries.
-
-    Each step hides one observed entry of each row of a batch, fills it from
-    the *other* stored rows, and takes a gradient step on the squared error.
-    Uses at most ``max_rows`` stored rows (a random sample). Returns the
-    weights (normalised to mean 1), the matching beta and the loss curve.
-    """
-    from ._training import train
-
-    M, d = x.shape
-    if M > max_rows:
-        keep = torch.randperm(M, device=x.device)[:max_rows].sort().values
-        x, observed = x[keep], observed[keep]
-        M = max_rows
-    eligible = masked._eligible(observed, hideable)
-    if eligible.numel() == 0 or M < 2 or max_iter == 0:
-        return None, beta, []
-    net = masked.MetricNet(d, math.log(beta)).to(device=x.device, dtype=x.dtype)
-    net.log_beta.requires_grad_(learn_beta)
-
-    def batch_loss(module, rows):
-        if rows.shape[0] > batch_size:
-            # one step per epoch, on a fresh random sample of the rows
-            rows = rows[torch.randperm(rows.shape[0], device=x.device)[:batch_size]]
-        col = masked.random_hidden(observed[rows], hideable)
-        return masked.hidden_entry_loss(
-            module, x, observed, complete, similarity, separation, top_k, rows, col
-        )
-
-    with torch.enable_grad():
-        result, _ = train(
-            net,
-            batch_loss,
-            (eligible,),
-            max_iter=max_iter,
-            batch_size=eligible.numel(),
-            learning_rate=learning_rate,
-            weight_decay=0.0,
-            tol=1e-4,
-            n_iter_no_change=_TRAIN_PATIENCE,
-            optimizer=AdamW(net.parameters(), lr=learning_rate),
-            verbose=verbose,
-            name="feature weights",
-        )
-    w = net.log_weights.detach().exp()
-    beta = float(net.log_beta.detach().exp())
-    return (w / w.mean()).cpu().numpy().astype(np.float64), beta, list(result.loss_curve)
 
 
 def _is_nan(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isnan(value)
-
-
-# beta = a / (median |score|) for a on this grid when beta="auto"
-_BETA_GRID = tuple(2.0**k for k in range(-2, 11))
-_DEFAULT_BETA_SCALE = 4.0
-# sharpening is kept unless it raises the self-supervised error by more than this share
-_SHARPEN_TOL = 0.01
-# rows sampled (per repeat) by the self-supervised choice of beta
-_SELECT_ROWS = 512
-_SELECT_REPEATS = 2
-# training of the feature weights: at most this many rows, in batches of this many
-_TRAIN_ROWS = 4096
-_TRAIN_BATCH = 256
-# steps without a new best training loss before the training of the weights stops
-_TRAIN_PATIENCE = 10
-# feature_weights="auto" learns the weights up to this many features
-_AUTO_LEARN_MAX_FEATURES = 256
 
 
 class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
@@ -294,6 +200,10 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         The Stage I feature map, on the CPU, or None.
     indicator_ : MissingIndicator or None
         The indicator appended when ``add_indicator``.
+    categories_ : list or None
+        For a DataFrame with categorical columns, the sorted categories seen
+        in ``fit`` for each categorical column (None for numeric ones);
+        None for numeric input.
     n_features_in_ : int
         Number of features seen in ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -530,11 +440,11 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
     def _fit(self, X):
         device = self._check_options()
         values, missing, frame = self._read(X, reset=True)
-        fitted = self._statistics(values, missing, frame)
+        fitted = _mixed.working_space(self, values, missing, frame)
         rng = check_random_state(self.random_state)
         seed = seed_from(rng)
         with torch_threads(self.n_threads), seeded(seed, device), torch.no_grad():
-            fitted.update(self._fit_retrieval(fitted, rng, device))
+            fitted.update(_impute_fit.fit_retrieval(self, fitted, rng, device, fit_feature_map))
         indicator = None
         if self.add_indicator:
             indicator = MissingIndicator(missing_values=self.missing_values, error_on_new=False)
@@ -547,139 +457,6 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         }
         fitted["categories_"] = self._categories if frame is not None else None
         self.__dict__.update(fitted)
-
-    def _statistics(self, values, missing, frame):
-        """Standardisation and the working space (float64 statistics whatever the input dtype)."""
-        X = values.astype(np.float64)
-        valid = ~missing.all(axis=0)
-        observed_count = (~missing).sum(axis=0)
-        Xz = np.where(missing, 0.0, X)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = Xz.sum(axis=0) / observed_count
-            var = (np.where(missing, 0.0, X - mean) ** 2).sum(axis=0) / observed_count
-        numeric = np.ones(X.shape[1], dtype=bool) if frame is None else ~self._cat_mask
-        scale = np.sqrt(var) if self.standardize else np.ones(X.shape[1])
-        scale = np.where(np.isfinite(scale) & (scale > 0) & numeric, scale, 1.0)
-        shift = mean if self.standardize else np.zeros(X.shape[1])
-        shift = np.where(np.isfinite(shift) & numeric, shift, 0.0)
-        categories = self._categories if frame is not None else None
-        feature, level = _mixed.one_hot_layout(self._cat_mask, categories, valid)
-        codes = np.where(missing, 0.0, (X - shift) / scale)[:, feature]
-        # working space; 0 at missing entries; categories one-hot
-        onehot = level >= 0
-        codes[:, onehot] = codes[:, onehot] == level[onehot]
-        memory_mask = missing[:, feature]
-        memories = np.where(memory_mask, 0.0, codes)
-        fallback = np.where(np.isfinite(mean), (mean - shift) / scale, 0.0)[feature]
-        if onehot.any():
-            # a category's fallback is its share among the observed entries
-            seen = (~memory_mask).sum(0)
-            fallback[onehot] = memories[:, onehot].sum(0) / np.maximum(seen[onehot], 1)
-        if frame is not None:
-            mean = np.where(numeric, mean, np.nan)
-        return {
-            "memories_": memories.astype(np.float32),
-            "memory_mask_": memory_mask,
-            "statistics_": mean,
-            "scale_": scale,
-            "_shift": shift,
-            "_fallback": fallback,
-            "_valid_mask": valid,
-            "_work_feature": feature,
-            "_work_level": level,
-        }
-
-    def _fit_retrieval(self, fitted, rng, device):
-        """beta, sharpening, feature weights (and the Stage I map) for the working rows."""
-        dtype = torch.float32
-        memories, memory_mask = fitted["memories_"], fitted["memory_mask_"]
-        out = {
-            "beta_": 1.0 if self.beta == "auto" else float(self.beta),
-            "sharpen_": False,
-            "beta_grid_": None,
-            "beta_errors_": None,
-            "feature_weights_": np.ones(memories.shape[1]),
-            "feature_map_": None,
-            "loss_curve_": None,
-            "n_iter_": 0,
-        }
-        if memories.shape[1] == 0:
-            return out
-        x = torch.as_tensor(memories, dtype=dtype, device=device)
-        observed = (~torch.as_tensor(memory_mask, device=device)).to(dtype)
-        fallback = torch.as_tensor(fitted["_fallback"], dtype=dtype, device=device)
-        level = fitted["_work_level"]
-        hideable = None if (level < 0).all() else torch.as_tensor(level < 0, device=device)
-        feature_map, curve = None, None
-        if self._kernel_mode():
-            with torch.enable_grad():
-                feature_map, curve = fit_feature_map(
-                    x + (1.0 - observed) * fallback,
-                    feature_dim=self.feature_dim,
-                    separation_loss=self.separation_loss,
-                    tau=self.tau,
-                    max_iter=self.max_iter,
-                    learning_rate=self.learning_rate,
-                )
-        mem = masked.MaskedMemory(x, observed, fallback, self.similarity, feature_map=feature_map)
-        beta, sharpen = out["beta_"], False
-        if self.beta == "auto":
-            errors, unit = masked.select_beta(
-                mem,
-                _BETA_GRID,
-                self.separation,
-                self.top_k,
-                _block_rows(memories.shape[0], self.chunk_size),
-                _SELECT_ROWS,
-                _SELECT_REPEATS,
-                rng,
-                hideable=hideable,
-            )
-            if errors is None:
-                beta = _DEFAULT_BETA_SCALE
-            else:
-                grid = np.asarray(_BETA_GRID) / unit
-                off, on = int(np.argmin(errors[0])), int(np.argmin(errors[1]))
-                # near-ties go to sharpening: stored rows are then recalled exactly
-                sharpen = self.similarity != "dot" and (
-                    errors[1, on] <= (1.0 + _SHARPEN_TOL) * errors[0, off]
-                )
-                beta = float(grid[on if sharpen else off])
-                out["beta_grid_"], out["beta_errors_"] = grid, errors[int(sharpen)]
-            if self.verbose:
-                print(
-                    f"HopfieldImputer: beta = {beta:.4g}, sharpening {'on' if sharpen else 'off'}"
-                )
-        weights = None
-        learned = self.feature_weights == "learned" or (
-            self.feature_weights == "auto"
-            and not self._kernel_mode()
-            and memories.shape[1] <= _AUTO_LEARN_MAX_FEATURES
-        )
-        if learned:
-            weights, beta, curve = _learn_weights(
-                x,
-                observed,
-                mem.complete,
-                beta,
-                self.similarity,
-                self.separation,
-                self.top_k,
-                max_iter=self.max_iter,
-                learning_rate=self.learning_rate,
-                max_rows=_TRAIN_ROWS,
-                batch_size=_TRAIN_BATCH,
-                learn_beta=self.beta == "auto",
-                hideable=hideable,
-                verbose=self.verbose,
-            )
-        out.update(beta_=beta, sharpen_=bool(sharpen), loss_curve_=curve)
-        out["n_iter_"] = 0 if curve is None else len(curve)
-        if weights is not None:
-            out["feature_weights_"] = weights
-        if feature_map is not None:
-            out["feature_map_"] = feature_map.cpu()
-        return out
 
     # -------------------------------------------------------------- transform
 
@@ -716,7 +493,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         if rows.size:
             self._fill(out, missing, rows)
         if frame is not None:
-            return self._mixed_output(out, frame, indicator)
+            return _mixed.mixed_output(self, out, frame, indicator)
         if self.keep_empty_features:
             out[:, ~valid] = 0.0
         else:
@@ -766,7 +543,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
                 opts["top_k"],
                 sharpen=self.sharpen_,
                 n_steps=opts["n_steps"],
-                block_rows=_block_rows(self.memories_.shape[0], self.chunk_size),
+                block_rows=_impute_fit.block_rows(self.memories_.shape[0], self.chunk_size),
                 sample=sample,
                 generator=generator,
             )
@@ -777,50 +554,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         vals = filled[:, num][r, c] * self.scale_[cols] + self._shift[cols]
         out[rows[r], cols] = vals
         if onehot.any():
-            self._vote(out, rows, sub_miss, filled, seed)
-
-    def _vote(self, out, rows, sub_miss, filled, seed):
-        """Categorical entries: the category with the largest attention vote (or a draw)."""
-        feature, level = self._work_feature, self._work_level
-        rng = np.random.RandomState(seed) if self.sample_posterior else None
-        for j in np.unique(feature[level >= 0]):
-            cols = np.flatnonzero(feature == j)
-            need = sub_miss[:, cols[0]]
-            if not need.any():
-                continue
-            shares = np.clip(filled[need][:, cols], 0.0, None)
-            if rng is None:
-                code = shares.argmax(1)
-            else:
-                shares = shares / np.maximum(shares.sum(1, keepdims=True), 1e-300)
-                u = rng.random_sample((shares.shape[0], 1))
-                code = np.minimum((shares.cumsum(1) < u).sum(1), len(cols) - 1)
-            out[rows[need], j] = code
-
-    def _mixed_output(self, codes, frame, indicator):
-        from sklearn.utils._set_output import _get_output_config
-
-        pandas = _get_output_config("transform", self)["dense"] == "pandas"
-        valid = self._valid_mask
-        keep = np.ones_like(valid) if self.keep_empty_features else valid
-        if self.keep_empty_features:
-            codes[:, ~valid & ~self._cat_mask] = 0.0
-        result = _mixed.decode_frame(
-            codes[:, keep],
-            frame.iloc[:, np.flatnonzero(keep)],
-            self._cat_mask[keep],
-            [c for c, k in zip(self.categories_, keep, strict=True) if k],
-            pandas,
-        )
-        if indicator is None:
-            return result
-        names = self.indicator_.get_feature_names_out(np.asarray(frame.columns, dtype=object))
-        if pandas:
-            import pandas as pd
-
-            ind = pd.DataFrame(indicator, index=frame.index, columns=names)
-            return pd.concat([result, ind], axis=1)
-        return np.hstack([result, indicator.astype(object)])
+            _mixed.vote(self, out, rows, sub_miss, filled, seed)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output features.

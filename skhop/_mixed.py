@@ -124,3 +124,90 @@ def decode_frame(codes, X, cat_mask, categories, pandas):
     if pandas:
         return frame
     return frame.to_numpy(dtype=object)
+
+
+def working_space(est, values, missing, frame):
+    """Standardisation and the working space (float64 statistics whatever the input dtype)."""
+    X = values.astype(np.float64)
+    valid = ~missing.all(axis=0)
+    observed_count = (~missing).sum(axis=0)
+    Xz = np.where(missing, 0.0, X)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = Xz.sum(axis=0) / observed_count
+        var = (np.where(missing, 0.0, X - mean) ** 2).sum(axis=0) / observed_count
+    numeric = np.ones(X.shape[1], dtype=bool) if frame is None else ~est._cat_mask
+    scale = np.sqrt(var) if est.standardize else np.ones(X.shape[1])
+    scale = np.where(np.isfinite(scale) & (scale > 0) & numeric, scale, 1.0)
+    shift = mean if est.standardize else np.zeros(X.shape[1])
+    shift = np.where(np.isfinite(shift) & numeric, shift, 0.0)
+    categories = est._categories if frame is not None else None
+    feature, level = one_hot_layout(est._cat_mask, categories, valid)
+    codes = np.where(missing, 0.0, (X - shift) / scale)[:, feature]
+    # working space; 0 at missing entries; categories one-hot
+    onehot = level >= 0
+    codes[:, onehot] = codes[:, onehot] == level[onehot]
+    memory_mask = missing[:, feature]
+    memories = np.where(memory_mask, 0.0, codes)
+    fallback = np.where(np.isfinite(mean), (mean - shift) / scale, 0.0)[feature]
+    if onehot.any():
+        # a category's fallback is its share among the observed entries
+        seen = (~memory_mask).sum(0)
+        fallback[onehot] = memories[:, onehot].sum(0) / np.maximum(seen[onehot], 1)
+    if frame is not None:
+        mean = np.where(numeric, mean, np.nan)
+    return {
+        "memories_": memories.astype(np.float32),
+        "memory_mask_": memory_mask,
+        "statistics_": mean,
+        "scale_": scale,
+        "_shift": shift,
+        "_fallback": fallback,
+        "_valid_mask": valid,
+        "_work_feature": feature,
+        "_work_level": level,
+    }
+
+
+def vote(model, out, rows, sub_miss, filled, seed):
+    """Categorical entries: the category with the largest attention vote (or a draw)."""
+    feature, level = model._work_feature, model._work_level
+    rng = np.random.RandomState(seed) if model.sample_posterior else None
+    for j in np.unique(feature[level >= 0]):
+        cols = np.flatnonzero(feature == j)
+        need = sub_miss[:, cols[0]]
+        if not need.any():
+            continue
+        shares = np.clip(filled[need][:, cols], 0.0, None)
+        if rng is None:
+            code = shares.argmax(1)
+        else:
+            shares = shares / np.maximum(shares.sum(1, keepdims=True), 1e-300)
+            u = rng.random_sample((shares.shape[0], 1))
+            code = np.minimum((shares.cumsum(1) < u).sum(1), len(cols) - 1)
+        out[rows[need], j] = code
+
+
+def mixed_output(model, codes, frame, indicator):
+    from sklearn.utils._set_output import _get_output_config
+
+    pandas = _get_output_config("transform", model)["dense"] == "pandas"
+    valid = model._valid_mask
+    keep = np.ones_like(valid) if model.keep_empty_features else valid
+    if model.keep_empty_features:
+        codes[:, ~valid & ~model._cat_mask] = 0.0
+    result = decode_frame(
+        codes[:, keep],
+        frame.iloc[:, np.flatnonzero(keep)],
+        model._cat_mask[keep],
+        [c for c, k in zip(model.categories_, keep, strict=True) if k],
+        pandas,
+    )
+    if indicator is None:
+        return result
+    names = model.indicator_.get_feature_names_out(np.asarray(frame.columns, dtype=object))
+    if pandas:
+        import pandas as pd
+
+        ind = pd.DataFrame(indicator, index=frame.index, columns=names)
+        return pd.concat([result, ind], axis=1)
+    return np.hstack([result, indicator.astype(object)])

@@ -273,7 +273,7 @@ def test_bad_arguments_raise_value_error(kwargs, match):
 
 
 def test_interrupted_refit_leaves_the_fitted_state(monkeypatch):
-    import skhop._imputer as module
+    import skhop._impute_fit as module
 
     _, Xm = _data(seed=18)
     imp = HopfieldImputer(random_state=0, max_iter=5).fit(Xm)
