@@ -65,8 +65,9 @@ def timed(fn):
 
 def _versions():
     try:
-        import missforest  # noqa: F401
         from importlib.metadata import version
+
+        import missforest  # noqa: F401
 
         mf = version("missforest") + "/lightgbm-" + version("lightgbm")
     except Exception:  # not installed

@@ -42,7 +42,6 @@ background). Writes ``benchmarks/results/imputation.md`` for a full run
 """
 
 import argparse
-import subprocess
 import sys
 import time
 import warnings
@@ -97,7 +96,7 @@ def uci_section(halves, settings, lines, peers_only):
                     if peers_only:
                         print(f"{pattern} {rate} {name} {peer}: {r}", flush=True)
                 if not peers_only:
-                    Xi, t = timed(lambda: hopfield().fit_transform(Xm))
+                    Xi, t = timed(lambda Xm=Xm: hopfield().fit_transform(Xm))
                     res.setdefault(HOP, {})[name] = {"rmse": rmse(Xi, X, hidden), "seconds": t}
             if peers_only:
                 continue
@@ -112,7 +111,7 @@ def uci_table(res, names, half, pattern, rate):
     # ranks among the methods with a result on every dataset of the half
     full = [m for m in methods if all(res[m][n] and res[m][n]["rmse"] is not None for n in names)]
     R = np.array([[res[m][n]["rmse"] for n in names] for m in full])
-    ranks = dict(zip(full, (np.argsort(np.argsort(R, 0), 0) + 1).mean(1)))
+    ranks = dict(zip(full, (np.argsort(np.argsort(R, 0), 0) + 1).mean(1), strict=True))
     rows = []
     for m in methods:
         ok = [n for n in names if res[m][n] and res[m][n]["rmse"] is not None]

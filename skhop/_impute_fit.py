@@ -106,6 +106,27 @@ def _learn_weights(
     return (w / w.mean()).cpu().numpy().astype(np.float64), beta, list(result.loss_curve)
 
 
+def _calibrated(grid, errors, spreads):
+    """The largest beta whose retrieval spread still covers its own error.
+
+    A draw from the retrieval distribution is calibrated when the
+    attention-weighted variance of the stored values (``spreads``) equals
+    the squared error of their mean (``errors``), both self-supervised on
+    hidden entries: the spread falls as beta grows, so the crossing is the
+    sharpest distribution that is not overconfident (log-linear between
+    grid points).
+    """
+    gap = np.log(np.maximum(spreads, 1e-300)) - np.log(np.maximum(errors, 1e-300))
+    above = np.flatnonzero(gap >= 0)
+    if above.size == 0:
+        return float(grid[0])
+    t = int(above.max())
+    if t == len(grid) - 1:
+        return float(grid[t])
+    f = gap[t] / (gap[t] - gap[t + 1])
+    return float(np.exp(np.log(grid[t]) + f * (np.log(grid[t + 1]) - np.log(grid[t]))))
+
+
 def fit_retrieval(est, fitted, rng, device, fit_feature_map):
     """beta, sharpening, feature weights (and the Stage I map) for the working rows.
 
@@ -118,6 +139,7 @@ def fit_retrieval(est, fitted, rng, device, fit_feature_map):
         "sharpen_": False,
         "beta_grid_": None,
         "beta_errors_": None,
+        "posterior_beta_": 1.0 if est.beta == "auto" else float(est.beta),
         "feature_weights_": np.ones(memories.shape[1]),
         "feature_map_": None,
         "loss_curve_": None,
@@ -143,8 +165,9 @@ def fit_retrieval(est, fitted, rng, device, fit_feature_map):
             )
     mem = masked.MaskedMemory(x, observed, fallback, est.similarity, feature_map=feature_map)
     beta, sharpen = out["beta_"], False
+    ratio = 1.0
     if est.beta == "auto":
-        errors, unit = masked.select_beta(
+        errors, spreads, unit = masked.select_beta(
             mem,
             _BETA_GRID,
             est.separation,
@@ -166,6 +189,8 @@ def fit_retrieval(est, fitted, rng, device, fit_feature_map):
             )
             beta = float(grid[on if sharpen else off])
             out["beta_grid_"], out["beta_errors_"] = grid, errors[int(sharpen)]
+            # draws are not sharpened: a near-duplicate row says little about the spread
+            ratio = _calibrated(grid, errors[0], spreads[0]) / beta
         if est.verbose:
             print(f"HopfieldImputer: beta = {beta:.4g}, sharpening {'on' if sharpen else 'off'}")
     weights = None
@@ -192,6 +217,7 @@ def fit_retrieval(est, fitted, rng, device, fit_feature_map):
             verbose=est.verbose,
         )
     out.update(beta_=beta, sharpen_=bool(sharpen), loss_curve_=curve)
+    out["posterior_beta_"] = beta * ratio
     out["n_iter_"] = 0 if curve is None else len(curve)
     if weights is not None:
         out["feature_weights_"] = weights

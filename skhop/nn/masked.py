@@ -296,14 +296,15 @@ def select_beta(mem, grid, separation, top_k, block_rows, n_rows, n_repeats, rng
     :func:`sharpened`); ``unit`` is the median absolute score of the first
     repeat's rows (against at most :data:`UNIT_MEMORIES` stored rows), so
     the result does not depend on ``block_rows``. Returns the mean squared
-    errors (2, n_grid) and the unit, or ``(None, None)``.
+    errors (2, n_grid), the mean attention-weighted variances of the stored
+    values (2, n_grid) and the unit, or ``(None, None, None)``.
     """
     x, observed = mem.x, mem.observed
     M = x.shape[0]
     hide_np = None if hideable is None else hideable.cpu().numpy()
     eligible = _eligible(observed, hideable).cpu().numpy()
     if eligible.size == 0 or M < 2:
-        return None, None
+        return None, None, None
     draws = []
     for _ in range(n_repeats):
         take = eligible if eligible.size <= n_rows else rng.choice(eligible, n_rows, replace=False)
@@ -315,17 +316,18 @@ def select_beta(mem, grid, separation, top_k, block_rows, n_rows, n_repeats, rng
         unit_cols = torch.as_tensor(np.sort(rng.choice(M, UNIT_MEMORIES, replace=False)))
     unit = _score_unit(x, observed, mem.scores, draws[0], block_rows, unit_cols)
     if unit is None:
-        return None, None
+        return None, None, None
     grid = torch.as_tensor(grid, dtype=torch.float64)
-    errors = torch.zeros(2, grid.shape[0], dtype=torch.float64)
+    sums = torch.zeros(2, 2, grid.shape[0], dtype=torch.float64)
     count = 0
     for idx, col in draws:
         for start in range(0, idx.shape[0], block_rows):
             r, c = idx[start : start + block_rows], col[start : start + block_rows]
             s, lacking = hide_one(x, observed, r, c, mem.scores)
-            errors += _grid_errors(s, lacking, mem, r, c, grid / unit, separation, top_k)
+            sums += _grid_errors(s, lacking, mem, r, c, grid / unit, separation, top_k)
             count += r.shape[0]
-    return (errors / count).numpy(), unit
+    errors, spreads = (sums / count).numpy()
+    return errors, spreads, unit
 
 
 def _score_unit(x, observed, scores, draw, block_rows, unit_cols):
@@ -345,16 +347,24 @@ def _score_unit(x, observed, scores, draw, block_rows, unit_cols):
 
 
 def _grid_errors(s, lacking, mem, r, c, betas, separation, top_k):
-    """Summed squared errors (2, n_grid) of the hidden entries at each beta, plain and sharpened."""
+    """Sums over the hidden entries at each beta (2, 2, n_grid), plain and sharpened.
+
+    ``[0]`` the squared errors of the attention-weighted mean, ``[1]`` the
+    attention-weighted variance of the stored values around it (the spread
+    of a draw from the retrieval distribution).
+    """
     values = mem.x[:, c].mT.double()  # (n, M)
     truth = mem.x[r, c].double()
     fallback = mem.fallback[c].double()
     has = torch.isfinite(s).any(-1)
-    out = torch.zeros(2, betas.shape[0], dtype=torch.float64)
+    out = torch.zeros(2, 2, betas.shape[0], dtype=torch.float64)
 
-    def error(fill):
+    def moments(p):
+        total = p.sum(-1).clamp_min(1e-300)
+        fill = (p * values).sum(-1) / total
+        spread = ((p * values * values).sum(-1) / total - fill * fill).clamp_min(0.0)
         fill = torch.where(has, fill, fallback)
-        return (fill - truth) ** 2
+        return (fill - truth) ** 2, torch.where(has, spread, torch.zeros_like(spread))
 
     if separation == "softmax":
         # softmax weights at every beta of a doubling grid by repeated squaring, in float64
@@ -365,30 +375,28 @@ def _grid_errors(s, lacking, mem, r, c, betas, separation, top_k):
         ratios = betas[1:] / betas[:-1]
         doubling = bool(torch.allclose(ratios, torch.full_like(ratios, 2.0)))
         row_b = None if mem.similarity == "dot" else _row_beta(sd, 0.0, mem.similarity, lacking)
-        sharp_fill = None
         if row_b is not None:
-            ps = torch.exp(row_b * gap)
-            sharp_fill = (ps * values).sum(-1) / ps.sum(-1).clamp_min(1e-300)
+            sharp = moments(torch.exp(row_b * gap))
         p = None
         for t in range(betas.shape[0]):
             b = float(betas[t])
             p = torch.exp(b * gap) if (p is None or not doubling) else p * p
-            fill = (p * values).sum(-1) / p.sum(-1).clamp_min(1e-300)
-            e = error(fill)
-            out[0, t] = e.sum()
-            if row_b is None:
-                out[1, t] = e.sum()
-            else:
-                # the row's own beta 1 / D1 where it exceeds b (see sharpened)
-                out[1, t] = torch.where(row_b.squeeze(-1) > b, error(sharp_fill), e).sum()
+            plain = moments(p)
+            for k in (0, 1):
+                out[k, 0, t] = plain[k].sum()
+                if row_b is None:
+                    out[k, 1, t] = plain[k].sum()
+                else:
+                    # the row's own beta 1 / D1 where it exceeds b (see sharpened)
+                    out[k, 1, t] = torch.where(row_b.squeeze(-1) > b, sharp[k], plain[k]).sum()
         return out
     for t in range(betas.shape[0]):
         b = float(betas[t])
         for sharp in (0, 1):
             sc = sharpened(s, b, mem.similarity, lacking if sharp else None)
             w = separate(sc, separation, mask=lacking, top_k=top_k).double()
-            fill = (w * values).sum(-1) / w.sum(-1).clamp_min(1e-30)
-            out[sharp, t] = error(fill).sum()
+            e, v = moments(w)
+            out[0, sharp, t], out[1, sharp, t] = e.sum(), v.sum()
     return out
 
 
