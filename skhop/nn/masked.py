@@ -359,10 +359,12 @@ def _grid_errors(s, lacking, mem, r, c, betas, separation, top_k):
     has = torch.isfinite(s).any(-1)
     out = torch.zeros(2, 2, betas.shape[0], dtype=torch.float64)
 
+    squares = values * values
+
     def moments(p):
         total = p.sum(-1).clamp_min(1e-300)
-        fill = (p * values).sum(-1) / total
-        spread = ((p * values * values).sum(-1) / total - fill * fill).clamp_min(0.0)
+        fill = torch.linalg.vecdot(p, values) / total
+        spread = (torch.linalg.vecdot(p, squares) / total - fill * fill).clamp_min(0.0)
         fill = torch.where(has, fill, fallback)
         return (fill - truth) ** 2, torch.where(has, spread, torch.zeros_like(spread))
 
