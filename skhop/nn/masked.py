@@ -353,24 +353,24 @@ def _grid_errors(s, lacking, mem, r, c, betas, separation, top_k):
     attention-weighted variance of the stored values around it (the spread
     of a draw from the retrieval distribution).
     """
-    values = mem.x[:, c].mT.double()  # (n, M)
-    truth = mem.x[r, c].double()
-    fallback = mem.fallback[c].double()
+    values = mem.x[:, c].mT  # (n, M), in the working dtype; sums in float64
+    truth = mem.x[r, c]
+    fallback = mem.fallback[c]
     has = torch.isfinite(s).any(-1)
     out = torch.zeros(2, 2, betas.shape[0], dtype=torch.float64)
 
     squares = values * values
 
     def moments(p):
-        total = p.sum(-1).clamp_min(1e-300)
+        total = p.sum(-1).clamp_min(torch.finfo(p.dtype).tiny)
         fill = torch.linalg.vecdot(p, values) / total
         spread = (torch.linalg.vecdot(p, squares) / total - fill * fill).clamp_min(0.0)
         fill = torch.where(has, fill, fallback)
         return (fill - truth) ** 2, torch.where(has, spread, torch.zeros_like(spread))
 
     if separation == "softmax":
-        # softmax weights at every beta of a doubling grid by repeated squaring, in float64
-        sd = s.double()
+        # softmax weights at every beta of a doubling grid by repeated squaring
+        sd = s
         top = sd.amax(-1, keepdim=True)
         top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
         gap = sd - top  # <= 0, -inf where lacking
@@ -385,20 +385,21 @@ def _grid_errors(s, lacking, mem, r, c, betas, separation, top_k):
             p = torch.exp(b * gap) if (p is None or not doubling) else p * p
             plain = moments(p)
             for k in (0, 1):
-                out[k, 0, t] = plain[k].sum()
+                out[k, 0, t] = plain[k].sum(dtype=torch.float64)
                 if row_b is None:
-                    out[k, 1, t] = plain[k].sum()
+                    out[k, 1, t] = out[k, 0, t]
                 else:
                     # the row's own beta 1 / D1 where it exceeds b (see sharpened)
-                    out[k, 1, t] = torch.where(row_b.squeeze(-1) > b, sharp[k], plain[k]).sum()
+                    both = torch.where(row_b.squeeze(-1) > b, sharp[k], plain[k])
+                    out[k, 1, t] = both.sum(dtype=torch.float64)
         return out
     for t in range(betas.shape[0]):
         b = float(betas[t])
         for sharp in (0, 1):
             sc = sharpened(s, b, mem.similarity, lacking if sharp else None)
-            w = separate(sc, separation, mask=lacking, top_k=top_k).double()
-            e, v = moments(w)
-            out[0, sharp, t], out[1, sharp, t] = e.sum(), v.sum()
+            e, v = moments(separate(sc, separation, mask=lacking, top_k=top_k))
+            out[0, sharp, t] = e.sum(dtype=torch.float64)
+            out[1, sharp, t] = v.sum(dtype=torch.float64)
     return out
 
 
