@@ -267,7 +267,7 @@ def test_bad_arguments_raise_value_error(kwargs, match):
 
 
 def test_interrupted_refit_leaves_the_fitted_state(monkeypatch):
-    import skhop._imputer as module
+    import skhop._impute_fit as module
 
     _, Xm = _data(seed=18)
     imp = HopfieldImputer(random_state=0, max_iter=5).fit(Xm)
@@ -289,3 +289,144 @@ def test_more_steps_and_auto_device_keep_observed_entries():
     )
     obs = ~np.isnan(Xm)
     assert np.array_equal(out[obs], Xm[obs]) and np.isfinite(out).all()
+
+
+def test_float16_input_is_computed_in_float32_and_statistics_in_float64():
+    # sums of 200 values near 1000 overflow float16 (max 65504)
+    rng = np.random.RandomState(20)
+    X = (1000.0 + 10.0 * rng.randn(200, 3)).astype(np.float16)
+    X[rng.rand(200, 3) < 0.2] = np.nan
+    imp = HopfieldImputer(random_state=0, max_iter=3).fit(X)
+    ref = np.nanmean(X.astype(np.float64), axis=0)
+    np.testing.assert_allclose(imp.statistics_, ref, rtol=1e-12)
+    assert np.isfinite(imp.scale_).all() and (imp.scale_ > 1.0).all()
+    out = imp.transform(np.full((1, 3), np.nan, dtype=np.float16))
+    np.testing.assert_allclose(out[0], ref, rtol=1e-3)  # float16 rounding of the output
+    filled = imp.transform(X)
+    assert np.isfinite(filled).all() and np.abs(filled - 1000.0).max() < 100.0
+
+
+def test_chunk_size_never_changes_the_chosen_beta_or_the_fills():
+    _, Xm = _data(n=80, d=5, rate=0.3, seed=21)
+    ref = HopfieldImputer(random_state=0, max_iter=0).fit(Xm)
+    for chunk in (1, 7, 200):
+        imp = HopfieldImputer(random_state=0, max_iter=0, chunk_size=chunk).fit(Xm)
+        assert imp.beta_ == pytest.approx(ref.beta_, rel=1e-6)
+        assert imp.sharpen_ == ref.sharpen_
+        np.testing.assert_allclose(imp.transform(Xm), ref.transform(Xm), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "fitted, change",
+    [
+        ({}, {"similarity": "cosine"}),
+        ({}, {"separation": "sparsemax"}),
+        ({}, {"n_steps": 3}),
+        ({}, {"missing_values": -1.0}),
+        ({"separation": "topk", "top_k": 5}, {"top_k": 1}),
+    ],
+)
+def test_transform_uses_what_fit_decided_not_changed_parameters(fitted, change):
+    _, Xm = _data(seed=22)
+    imp = HopfieldImputer(random_state=0, max_iter=3, **fitted).fit(Xm)
+    before = imp.transform(Xm)
+    imp.set_params(**change)
+    np.testing.assert_array_equal(imp.transform(Xm), before)
+
+
+def test_concurrent_transform_during_refits_sees_one_model():
+    import threading
+
+    _, Xa = _data(n=60, d=4, seed=23)
+    _, Xb = _data(n=40, d=4, seed=24)
+    Xb = Xb * 5.0 + 3.0
+    query = Xa[:10].copy()
+    imp = HopfieldImputer(random_state=0, max_iter=2)
+    expected = [imp.fit(X).transform(query) for X in (Xa, Xb)]
+    stop = threading.Event()
+    outputs = []
+
+    def read():
+        while not stop.is_set():
+            outputs.append(imp.transform(query))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(12):
+            imp.fit((Xa, Xb)[i % 2])
+    finally:
+        stop.set()
+        reader.join()
+    assert outputs
+    for out in outputs:
+        assert any(np.array_equal(out, e) for e in expected)
+
+
+def test_verbose_prints_beta_and_epochs(capsys):
+    _, Xm = _data(seed=25)
+    HopfieldImputer(random_state=0, max_iter=3, verbose=1).fit(Xm)
+    text = capsys.readouterr().out
+    assert "beta =" in text and "Iteration 1, loss" in text
+    HopfieldImputer(random_state=0, max_iter=3).fit(Xm)
+    assert capsys.readouterr().out == ""
+
+
+def _mixed_frame(n=150, seed=26):
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(seed)
+    group = rng.randint(0, 3, n)
+    frame = pd.DataFrame(
+        {
+            "a": group * 2.0 + 0.2 * rng.randn(n),
+            "b": (-group + 0.2 * rng.randn(n)).astype(np.float32),
+            "colour": np.array(["red", "green", "blue"], dtype=object)[group],
+            "size": pd.Categorical(np.array(["S", "M", "L"])[group], categories=["S", "M", "L"]),
+        }
+    )
+    truth = frame.copy()
+    hide = rng.rand(n, 4) < 0.25
+    for j, name in enumerate(frame.columns):
+        frame.loc[hide[:, j], name] = np.nan if j < 2 else None
+    return frame, truth, hide
+
+
+def test_mixed_frame_fills_categories_by_vote_and_keeps_dtypes():
+    pd = pytest.importorskip("pandas")
+    frame, truth, hide = _mixed_frame()
+    imp = HopfieldImputer(random_state=0, max_iter=5).set_output(transform="pandas")
+    out = imp.fit_transform(frame)
+    assert list(out.columns) == list(frame.columns)
+    assert list(out.dtypes) == list(frame.dtypes)
+    assert not out.isna().any().any()
+    for j, name in enumerate(frame.columns):
+        obs = ~hide[:, j]
+        assert (out[name][obs] == frame[name][obs]).all()  # observed entries unchanged
+    for j in (2, 3):
+        name = frame.columns[j]
+        acc = (out[name][hide[:, j]] == truth[name][hide[:, j]]).mean()
+        top = truth[name].value_counts(normalize=True).iloc[0]
+        assert acc > top + 0.3  # far above the most-frequent fill
+    assert set(imp.categories_[2]) == {"red", "green", "blue"} and imp.categories_[0] is None
+    plain = HopfieldImputer(random_state=0, max_iter=5).fit(frame).transform(frame)
+    assert plain.dtype == object and plain.shape == frame.shape
+    with pytest.raises(ValueError, match="not seen in fit"):
+        imp.transform(pd.DataFrame({**frame, "colour": ["pink"] * len(frame)}))
+    with pytest.raises(ValueError, match="missing_values must be np.nan"):
+        HopfieldImputer(missing_values=-1).fit(frame)
+
+
+def test_sample_posterior_draws_observed_donor_values_seeded():
+    _, Xm = _data(n=50, d=4, rate=0.3, seed=27)
+    draws = [
+        HopfieldImputer(random_state=s, max_iter=3, sample_posterior=True).fit_transform(Xm)
+        for s in (0, 0, 1)
+    ]
+    np.testing.assert_array_equal(draws[0], draws[1])
+    assert not np.array_equal(draws[0], draws[2])
+    miss = np.isnan(Xm)
+    assert np.array_equal(draws[0][~miss], Xm[~miss])
+    for j in range(Xm.shape[1]):
+        donors = Xm[~miss[:, j], j]
+        gaps = np.abs(draws[0][miss[:, j], j][:, None] - donors[None]).min(1)
+        assert gaps.max() < 1e-5 * (1 + np.abs(donors).max())  # each draw is a stored value
