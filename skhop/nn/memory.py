@@ -352,13 +352,13 @@ class HopfieldMemory:
             kk = k * k
             hk = 0.5 * (kk.sum(-1).unsqueeze(-2) if observed is None else observed @ kk.mT)
         out = {}
-        for model in models:
-            if model == "neg_l2":
-                out[model] = dot - hk
-            elif model == "cosine":
-                out[model] = dot * (2.0 * hk).clamp_min(torch.finfo(dot.dtype).tiny).rsqrt()
-            else:
-                out[model] = dot
+        if "neg_l2" in models:
+            out["neg_l2"] = dot - hk
+        if "cosine" in models:
+            # in place: the product is not needed any more
+            out["cosine"] = dot.mul_((2.0 * hk).clamp_min(torch.finfo(dot.dtype).tiny).rsqrt())
+        if "dot" in models:
+            out["dot"] = dot
         return out
 
     def _scan(self, keys, F, n, models, cfg, observed=None):
