@@ -453,7 +453,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         if self.add_indicator:
             indicator = MissingIndicator(missing_values=self.missing_values, error_on_new=False)
             indicator.set_output(transform="default")
-            indicator.fit(missing if frame is not None else values)
+            indicator.fit(values)
         fitted["indicator_"] = indicator
         fitted["_options"] = {
             k: getattr(self, k)
@@ -490,7 +490,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         values, missing, frame = self._read(X, reset=False)
         indicator = None
         if self.indicator_ is not None:
-            indicator = self.indicator_.transform(missing if frame is not None else values)
+            indicator = self.indicator_.transform(values)
         out = values if frame is None else values.copy()
         valid = self._valid_mask
         rows = np.flatnonzero(missing[:, valid].any(axis=1))

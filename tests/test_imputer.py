@@ -441,3 +441,18 @@ def test_sample_posterior_draws_are_seeded_donor_values_plus_calibrated_noise():
         donors = Xm[~miss[:, j], j]
         gaps = np.abs(out[miss[:, j], j][:, None] - donors[None]).min(1)
         assert gaps.max() < 1e-5 * (1 + np.abs(donors).max())
+
+
+def test_mixed_frame_with_indicator_and_empty_features():
+    pd = pytest.importorskip("pandas")
+    frame, _, hide = _mixed_frame(n=60, seed=28)
+    frame["empty"] = np.nan
+    imp = HopfieldImputer(random_state=0, max_iter=2, add_indicator=True)
+    out = imp.set_output(transform="pandas").fit_transform(frame)
+    assert "empty" not in out.columns
+    ind = out[[c for c in out.columns if c.startswith("missingindicator_")]].to_numpy()
+    np.testing.assert_array_equal(ind[:, :4], hide)
+    kept = HopfieldImputer(random_state=0, max_iter=2, keep_empty_features=True)
+    full = kept.set_output(transform="pandas").fit_transform(frame)
+    assert list(full.columns) == list(frame.columns) and (full["empty"] == 0).all()
+    assert isinstance(full, pd.DataFrame)
