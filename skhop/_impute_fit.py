@@ -106,25 +106,18 @@ def _learn_weights(
     return (w / w.mean()).cpu().numpy().astype(np.float64), beta, list(result.loss_curve)
 
 
-def _calibrated(grid, errors, spreads):
-    """The largest beta whose retrieval spread still covers its own error.
+def _residual_noise(errors, spreads, overall):
+    """Per column, the standard deviation a draw needs beyond the spread of the stored values.
 
-    A draw from the retrieval distribution is calibrated when the
-    attention-weighted variance of the stored values (``spreads``) equals
-    the squared error of their mean (``errors``), both self-supervised on
-    hidden entries: the spread falls as beta grows, so the crossing is the
-    sharpest distribution that is not overconfident (log-linear between
-    grid points).
+    A draw from the retrieval distribution has the attention-weighted
+    variance of the stored values (``spreads``); the fill misses the hidden
+    entries by ``errors`` (both mean squares on hidden training entries, per
+    column). Gaussian noise of variance ``errors - spreads`` (at least 0)
+    makes the draws' spread match the error; a column never hidden takes
+    ``overall``, the same from all columns.
     """
-    gap = np.log(np.maximum(spreads, 1e-300)) - np.log(np.maximum(errors, 1e-300))
-    above = np.flatnonzero(gap >= 0)
-    if above.size == 0:
-        return float(grid[0])
-    t = int(above.max())
-    if t == len(grid) - 1:
-        return float(grid[t])
-    f = gap[t] / (gap[t] - gap[t + 1])
-    return float(np.exp(np.log(grid[t]) + f * (np.log(grid[t + 1]) - np.log(grid[t]))))
+    gap = np.where(np.isnan(errors), overall, errors - spreads)
+    return np.sqrt(np.clip(gap, 0.0, None))
 
 
 def fit_retrieval(est, fitted, rng, device, fit_feature_map):
@@ -139,11 +132,11 @@ def fit_retrieval(est, fitted, rng, device, fit_feature_map):
         "sharpen_": False,
         "beta_grid_": None,
         "beta_errors_": None,
-        "posterior_beta_": 1.0 if est.beta == "auto" else float(est.beta),
         "feature_weights_": np.ones(memories.shape[1]),
         "feature_map_": None,
         "loss_curve_": None,
         "n_iter_": 0,
+        "_posterior_noise": np.zeros(memories.shape[1]),
     }
     if memories.shape[1] == 0:
         return out
@@ -165,9 +158,9 @@ def fit_retrieval(est, fitted, rng, device, fit_feature_map):
             )
     mem = masked.MaskedMemory(x, observed, fallback, est.similarity, feature_map=feature_map)
     beta, sharpen = out["beta_"], False
-    ratio = 1.0
+    noise = np.zeros(memories.shape[1])
     if est.beta == "auto":
-        errors, spreads, unit = masked.select_beta(
+        errors, spreads, unit, per_column = masked.select_beta(
             mem,
             _BETA_GRID,
             est.separation,
@@ -189,8 +182,10 @@ def fit_retrieval(est, fitted, rng, device, fit_feature_map):
             )
             beta = float(grid[on if sharpen else off])
             out["beta_grid_"], out["beta_errors_"] = grid, errors[int(sharpen)]
-            # draws are not sharpened: a near-duplicate row says little about the spread
-            ratio = _calibrated(grid, errors[0], spreads[0]) / beta
+            k, t = int(sharpen), on if sharpen else off
+            noise = _residual_noise(
+                per_column[0, k, t], per_column[1, k, t], errors[k, t] - spreads[k, t]
+            )
         if est.verbose:
             print(f"HopfieldImputer: beta = {beta:.4g}, sharpening {'on' if sharpen else 'off'}")
     weights = None
@@ -217,7 +212,8 @@ def fit_retrieval(est, fitted, rng, device, fit_feature_map):
             verbose=est.verbose,
         )
     out.update(beta_=beta, sharpen_=bool(sharpen), loss_curve_=curve)
-    out["posterior_beta_"] = beta * ratio
+    # categorical columns are drawn by their vote shares, without noise
+    out["_posterior_noise"] = np.where(level < 0, noise, 0.0)
     out["n_iter_"] = 0 if curve is None else len(curve)
     if weights is not None:
         out["feature_weights_"] = weights

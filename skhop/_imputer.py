@@ -140,8 +140,12 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
     sample_posterior : bool, default=False
         Fill each missing entry with a draw from the retrieval distribution
         instead of its mean: one stored row that observes the feature,
-        drawn with the attention weights at ``posterior_beta_`` (for a
-        categorical feature, a category drawn with the vote shares). Draws are seeded by
+        drawn with the attention weights, plus Gaussian noise (for a
+        categorical feature, a category drawn with the vote shares). The
+        noise makes the draws as spread as the fill's error: with
+        ``beta="auto"`` its variance, per feature, is the squared error of
+        the fill minus the attention-weighted variance of the stored values,
+        both measured on hidden training entries (0 for a given ``beta``). Draws are seeded by
         ``random_state`` at ``transform`` (the same seed gives the same
         draws), so imputers with different seeds give multiple imputations
         whose spread expresses the uncertainty. A ``transform``-time knob,
@@ -182,13 +186,6 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         standardising or when it is 0).
     beta_ : float
         The inverse temperature used.
-    posterior_beta_ : float
-        The inverse temperature of the draws of ``sample_posterior``. With
-        ``beta="auto"`` it is calibrated by the same self-supervision: the
-        largest ``beta`` at which the attention-weighted variance of the
-        stored values around the fill is at least the squared error of the
-        fill, on hidden training entries (scaled by the training of
-        ``beta``); otherwise ``beta_``.
     sharpen_ : bool
         Whether rows much closer to one stored row than the temperature
         ``1 / beta_`` are retrieved from it (see Notes).
@@ -456,7 +453,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         if self.add_indicator:
             indicator = MissingIndicator(missing_values=self.missing_values, error_on_new=False)
             indicator.set_output(transform="default")
-            indicator.fit(missing if frame is not None else values)
+            indicator.fit(values)
         fitted["indicator_"] = indicator
         fitted["_options"] = {
             k: getattr(self, k)
@@ -493,7 +490,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         values, missing, frame = self._read(X, reset=False)
         indicator = None
         if self.indicator_ is not None:
-            indicator = self.indicator_.transform(missing if frame is not None else values)
+            indicator = self.indicator_.transform(values)
         out = values if frame is None else values.copy()
         valid = self._valid_mask
         rows = np.flatnonzero(missing[:, valid].any(axis=1))
@@ -537,22 +534,24 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
                 weights=torch.as_tensor(self.feature_weights_, dtype=dtype, device=device),
                 feature_map=None if fm is None else fm.to(device=device, dtype=dtype),
             )
-            generator = None
+            generator = noise = None
             if self.sample_posterior:
                 sample = torch.as_tensor(~onehot, device=device)
                 generator = torch.Generator(device=device).manual_seed(seed)
+                noise = torch.as_tensor(self._posterior_noise, dtype=dtype, device=device)
             zt = masked.complete(
                 torch.as_tensor(z, dtype=dtype, device=device),
                 torch.as_tensor(sub_miss, device=device),
                 mem,
-                self.posterior_beta_ if self.sample_posterior else self.beta_,
+                self.beta_,
                 opts["separation"],
                 opts["top_k"],
-                sharpen=self.sharpen_ and not self.sample_posterior,
+                sharpen=self.sharpen_,
                 n_steps=opts["n_steps"],
                 block_rows=_impute_fit.block_rows(self.memories_.shape[0], self.chunk_size),
                 sample=sample,
                 generator=generator,
+                noise=noise,
             )
             filled = zt.cpu().numpy().astype(np.float64)
         num = ~onehot

@@ -416,7 +416,7 @@ def test_mixed_frame_fills_categories_by_vote_and_keeps_dtypes():
         HopfieldImputer(missing_values=-1).fit(frame)
 
 
-def test_sample_posterior_draws_observed_donor_values_seeded():
+def test_sample_posterior_draws_are_seeded_donor_values_plus_calibrated_noise():
     _, Xm = _data(n=50, d=4, rate=0.3, seed=27)
     draws = [
         HopfieldImputer(random_state=s, max_iter=3, sample_posterior=True).fit_transform(Xm)
@@ -426,7 +426,27 @@ def test_sample_posterior_draws_observed_donor_values_seeded():
     assert not np.array_equal(draws[0], draws[2])
     miss = np.isnan(Xm)
     assert np.array_equal(draws[0][~miss], Xm[~miss])
+    auto = HopfieldImputer(random_state=0, max_iter=3, sample_posterior=True).fit(Xm)
+    assert auto._posterior_noise.shape == (4,) and (auto._posterior_noise >= 0).all()
+    # a given beta adds no noise: each draw is the value of a stored row
+    fixed = _fixed(beta=1.0, sample_posterior=True, random_state=0).fit(Xm)
+    out = fixed.transform(Xm)
     for j in range(Xm.shape[1]):
         donors = Xm[~miss[:, j], j]
-        gaps = np.abs(draws[0][miss[:, j], j][:, None] - donors[None]).min(1)
-        assert gaps.max() < 1e-5 * (1 + np.abs(donors).max())  # each draw is a stored value
+        gaps = np.abs(out[miss[:, j], j][:, None] - donors[None]).min(1)
+        assert gaps.max() < 1e-5 * (1 + np.abs(donors).max())
+
+
+def test_mixed_frame_with_indicator_and_empty_features():
+    pd = pytest.importorskip("pandas")
+    frame, _, hide = _mixed_frame(n=60, seed=28)
+    frame["empty"] = np.nan
+    imp = HopfieldImputer(random_state=0, max_iter=2, add_indicator=True)
+    out = imp.set_output(transform="pandas").fit_transform(frame)
+    assert "empty" not in out.columns
+    ind = out[[c for c in out.columns if c.startswith("missingindicator_")]].to_numpy()
+    np.testing.assert_array_equal(ind[:, :4], hide)
+    kept = HopfieldImputer(random_state=0, max_iter=2, keep_empty_features=True)
+    full = kept.set_output(transform="pandas").fit_transform(frame)
+    assert list(full.columns) == list(frame.columns) and (full["empty"] == 0).all()
+    assert isinstance(full, pd.DataFrame)

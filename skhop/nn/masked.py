@@ -150,14 +150,15 @@ def _draw(p, values, generator):
     return values.gather(1, pick.unsqueeze(1)).squeeze(1)
 
 
-def read_out(s, mem, separation, top_k, rows, cols, sample=None, generator=None):
+def read_out(s, mem, separation, top_k, rows, cols, sample=None, generator=None, noise=None):
     """Fill ``(rows, cols)`` pairs from scaled scores ``s`` (L, M).
 
     Each pair reads the attention-weighted mean of column ``col`` over the
     stored rows that observe it (the others are masked out of the
     separation), or for the columns where ``sample`` (a bool tensor over the
     columns) is True one stored row's value drawn with those weights, from
-    ``generator``. Returns the fills and a bool tensor marking pairs
+    ``generator``, plus Gaussian noise of standard deviation ``noise[col]``
+    when ``noise`` (d,) is given. Returns the fills and a bool tensor marking pairs
     that had no stored row to read from.
     """
     fills = torch.zeros(rows.shape[0], dtype=s.dtype, device=s.device)
@@ -194,6 +195,11 @@ def read_out(s, mem, separation, top_k, rows, cols, sample=None, generator=None)
             if sample is not None and bool(sample[col]):
                 w = torch.where(has.unsqueeze(-1), w, torch.ones_like(w))
                 val = _draw(w, mem.x[:, col].expand(w.shape[0], -1), generator)
+                if noise is not None:
+                    jitter = torch.randn(
+                        val.shape, generator=generator, dtype=val.dtype, device=val.device
+                    )
+                    val = val + noise[col] * jitter
             else:
                 val = (w @ mem.x[:, col]) / total.clamp_min(torch.finfo(total.dtype).tiny)
             fills[redo[pick]] = torch.where(has, val, torch.zeros_like(val))
@@ -214,6 +220,7 @@ def complete(
     block_rows,
     sample=None,
     generator=None,
+    noise=None,
 ):
     """Fill the missing entries of rows ``z`` (0 at missing entries, ``missing`` True) in place.
 
@@ -240,7 +247,7 @@ def complete(
             s = sharpened(s, beta, mem.similarity, lacking)
             last = step == n_steps - 1
             fills, empty = read_out(
-                s, mem, separation, top_k, rows, cols, sample if last else None, generator
+                s, mem, separation, top_k, rows, cols, sample if last else None, generator, noise
             )
             # nothing to read from: the column mean
             fills = torch.where(empty, mem.fallback[cols], fills)
@@ -297,14 +304,15 @@ def select_beta(mem, grid, separation, top_k, block_rows, n_rows, n_repeats, rng
     repeat's rows (against at most :data:`UNIT_MEMORIES` stored rows), so
     the result does not depend on ``block_rows``. Returns the mean squared
     errors (2, n_grid), the mean attention-weighted variances of the stored
-    values (2, n_grid) and the unit, or ``(None, None, None)``.
+    values (2, n_grid), the unit and both per hidden column (2, 2, n_grid,
+    d; NaN for a column never hidden), or four Nones.
     """
     x, observed = mem.x, mem.observed
     M = x.shape[0]
     hide_np = None if hideable is None else hideable.cpu().numpy()
     eligible = _eligible(observed, hideable).cpu().numpy()
     if eligible.size == 0 or M < 2:
-        return None, None, None
+        return None, None, None, None
     draws = []
     for _ in range(n_repeats):
         take = eligible if eligible.size <= n_rows else rng.choice(eligible, n_rows, replace=False)
@@ -316,18 +324,21 @@ def select_beta(mem, grid, separation, top_k, block_rows, n_rows, n_repeats, rng
         unit_cols = torch.as_tensor(np.sort(rng.choice(M, UNIT_MEMORIES, replace=False)))
     unit = _score_unit(x, observed, mem.scores, draws[0], block_rows, unit_cols)
     if unit is None:
-        return None, None, None
+        return None, None, None, None
     grid = torch.as_tensor(grid, dtype=torch.float64)
-    sums = torch.zeros(2, 2, grid.shape[0], dtype=torch.float64)
-    count = 0
+    d = x.shape[1]
+    sums = torch.zeros(2, 2, grid.shape[0], d, dtype=torch.float64)
+    counts = torch.zeros(d, dtype=torch.float64)
     for idx, col in draws:
         for start in range(0, idx.shape[0], block_rows):
             r, c = idx[start : start + block_rows], col[start : start + block_rows]
             s, lacking = hide_one(x, observed, r, c, mem.scores)
-            sums += _grid_errors(s, lacking, mem, r, c, grid / unit, separation, top_k)
-            count += r.shape[0]
-    errors, spreads = (sums / count).numpy()
-    return errors, spreads, unit
+            sums += _grid_errors(s, lacking, mem, r, c, grid / unit, separation, top_k).cpu()
+            counts += torch.bincount(c.cpu(), minlength=d).to(torch.float64)
+    per_column = (sums / counts.clamp_min(1)).numpy()
+    per_column[..., counts.numpy() == 0] = np.nan
+    errors, spreads = (sums.sum(-1) / counts.sum()).numpy()
+    return errors, spreads, unit, per_column
 
 
 def _score_unit(x, observed, scores, draw, block_rows, unit_cols):
@@ -347,7 +358,7 @@ def _score_unit(x, observed, scores, draw, block_rows, unit_cols):
 
 
 def _grid_errors(s, lacking, mem, r, c, betas, separation, top_k):
-    """Sums over the hidden entries at each beta (2, 2, n_grid), plain and sharpened.
+    """Sums over the hidden entries per beta and column (2, 2, n_grid, d), plain and sharpened.
 
     ``[0]`` the squared errors of the attention-weighted mean, ``[1]`` the
     attention-weighted variance of the stored values around it (the spread
@@ -357,7 +368,12 @@ def _grid_errors(s, lacking, mem, r, c, betas, separation, top_k):
     truth = mem.x[r, c]
     fallback = mem.fallback[c]
     has = torch.isfinite(s).any(-1)
-    out = torch.zeros(2, 2, betas.shape[0], dtype=torch.float64)
+    d = mem.x.shape[1]
+    out = torch.zeros(2, 2, betas.shape[0], d, dtype=torch.float64, device=s.device)
+    cd = c.to(out.device)
+
+    def add(k, sharp, t, vals):
+        out[k, sharp, t].index_add_(0, cd, vals.to(torch.float64))
 
     squares = values * values
 
@@ -385,21 +401,20 @@ def _grid_errors(s, lacking, mem, r, c, betas, separation, top_k):
             p = torch.exp(b * gap) if (p is None or not doubling) else p * p
             plain = moments(p)
             for k in (0, 1):
-                out[k, 0, t] = plain[k].sum(dtype=torch.float64)
+                add(k, 0, t, plain[k])
                 if row_b is None:
-                    out[k, 1, t] = out[k, 0, t]
+                    add(k, 1, t, plain[k])
                 else:
                     # the row's own beta 1 / D1 where it exceeds b (see sharpened)
-                    both = torch.where(row_b.squeeze(-1) > b, sharp[k], plain[k])
-                    out[k, 1, t] = both.sum(dtype=torch.float64)
+                    add(k, 1, t, torch.where(row_b.squeeze(-1) > b, sharp[k], plain[k]))
         return out
     for t in range(betas.shape[0]):
         b = float(betas[t])
         for sharp in (0, 1):
             sc = sharpened(s, b, mem.similarity, lacking if sharp else None)
             e, v = moments(separate(sc, separation, mask=lacking, top_k=top_k))
-            out[0, sharp, t] = e.sum(dtype=torch.float64)
-            out[1, sharp, t] = v.sum(dtype=torch.float64)
+            add(0, sharp, t, e)
+            add(1, sharp, t, v)
     return out
 
 
