@@ -39,9 +39,22 @@ _PREDICT_BAGS = 512
 _MAX_SCALE = 1e15
 
 
+def _draw_memories(bags, n_memories, rng):
+    """``n_memories`` instances drawn without replacement from all instances of ``bags``."""
+    lengths = np.fromiter((len(b) for b in bags), dtype=np.intp, count=len(bags))
+    ends = np.cumsum(lengths)
+    n = min(int(n_memories), int(ends[-1]))
+    picks = np.sort(rng.choice(int(ends[-1]), size=n, replace=False))
+    which = np.searchsorted(ends, picks, side="right")
+    rows = picks - (ends - lengths)[which]
+    if n == 0:
+        return np.zeros((0, bags[0].shape[1]), dtype=np.float32)
+    return np.stack([bags[b][r] for b, r in zip(which, rows, strict=True)])
+
+
 def _check_scale(bags, name="X"):
     """Refuse bags whose values would overflow the float32 network, naming the scale."""
-    scale = max(float(np.abs(b).max()) for b in bags)
+    scale = max(max(float(b.max()), -float(b.min())) for b in bags)  # no temporary copy
     if scale > _MAX_SCALE:
         raise ValueError(
             f"{name}: the instances reach {scale:.3g} in absolute value, beyond the "
@@ -104,6 +117,13 @@ class HopfieldMILClassifier(
         (same minibatches, each with its own bag dropout) whose
         log-probabilities are averaged; more members give steadier
         predictions at a proportional cost.
+    n_memories : int, default=0
+        Training instances (drawn at random, at most all of them) stored as
+        a memory; each adds to the bag vector the similarity
+        ``exp(-d^2 / n_features)`` between it and the bag's nearest
+        instance (the bag embedding of MILES, Chen et al. 2006, which is a
+        Hopfield retrieval of the bag at large beta with the stored
+        instance as the query). Costs ``n_instances * n_memories`` work.
     dropout : float, default=0.1
         Dropout on the encoded instances and on the bag vector.
     attention_dropout : float, default=0.0
@@ -223,6 +243,7 @@ class HopfieldMILClassifier(
         "normalize": ["boolean"],
         "pooling": [tuple, list],
         "n_members": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_memories": [Interval(numbers.Integral, 0, None, closed="left")],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "attention_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "bag_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
@@ -254,6 +275,7 @@ class HopfieldMILClassifier(
         normalize=True,
         pooling=("mean", "max"),
         n_members=3,
+        n_memories=0,
         dropout=0.1,
         attention_dropout=0.0,
         bag_dropout=0.1,
@@ -281,6 +303,7 @@ class HopfieldMILClassifier(
         self.normalize = normalize
         self.pooling = pooling
         self.n_members = n_members
+        self.n_memories = n_memories
         self.dropout = dropout
         self.attention_dropout = attention_dropout
         self.bag_dropout = bag_dropout
@@ -322,7 +345,7 @@ class HopfieldMILClassifier(
         check_n_threads(self.n_threads)
         return pooling
 
-    def _new_module(self, n_features, n_classes, pooling):
+    def _new_module(self, n_features, n_classes, pooling, n_memories=0):
         return MILNet(
             int(n_features),
             int(n_classes),
@@ -337,6 +360,7 @@ class HopfieldMILClassifier(
             float(self.attention_dropout),
             pooling,
             int(self.n_members),
+            int(n_memories),
         )
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -380,7 +404,9 @@ class HopfieldMILClassifier(
             if warm:  # a copy, so an interrupted fit leaves the fitted module as it was
                 module = copy.deepcopy(self.module_)
             else:
-                module = self._new_module(n_features, len(classes), pooling)
+                memories = _draw_memories([bags[i] for i in train_idx], self.n_memories, rng)
+                module = self._new_module(n_features, len(classes), pooling, len(memories))
+                module.init_memories_(memories)
             module = module.to(device)
             # the bags stay where they are (no copy on the CPU); batches are packed from them
             bag_t = [torch.from_numpy(b).to(device) for b in bags]

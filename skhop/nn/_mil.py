@@ -120,6 +120,11 @@ class MILNet(Rebuildable, nn.Module):
     dropout, attention_dropout : float
     pooling : tuple of {"mean", "max", "min"}
     n_members : int, default=1
+    n_memories : int, default=0
+        Stored instances (see :meth:`init_memories_`); each adds to the bag
+        vector the similarity ``exp(-d^2 / n_features)`` of the bag's
+        instance nearest to it (MILES' bag embedding, the large-beta limit
+        of retrieving the bag with the stored instance as the query).
 
     Examples
     --------
@@ -149,6 +154,7 @@ class MILNet(Rebuildable, nn.Module):
         attention_dropout,
         pooling,
         n_members=1,
+        n_memories=0,
     ):
         super().__init__()
         if hidden_dim % num_heads:
@@ -185,7 +191,18 @@ class MILNet(Rebuildable, nn.Module):
             self.log_beta = nn.Parameter(log_beta)
         else:
             self.register_buffer("log_beta", log_beta)
-        self.head = MemberLinear(k, num_queries * hidden_dim + len(pooling) * width, n_classes)
+        # stored instances (set by init_memories_): a bag is also described by how
+        # close it comes to each, the large-beta limit of a Hopfield retrieval
+        self.register_buffer("memories", torch.zeros(n_memories, n_features, dtype=DTYPE))
+        self.kinds = pooling + (("memory",) if n_memories else ())
+        n_in = num_queries * hidden_dim + len(pooling) * width + n_memories
+        self.head = MemberLinear(k, n_in, n_classes)
+
+    def init_memories_(self, patterns):
+        """Store ``patterns`` ``(n_memories, n_features)`` as the memory of instances."""
+        with torch.no_grad():
+            self.memories.copy_(torch.as_tensor(patterns, dtype=DTYPE))
+        return self
 
     # ------------------------------------------------------------ pieces
 
@@ -229,8 +246,17 @@ class MILNet(Rebuildable, nn.Module):
         parts = [top, total, acc]
         ht = h.transpose(0, 1)  # (n, K, width)
         kept = None if keep is None else keep.unsqueeze(-1)
-        for kind in self.pooling:
-            if kind == "mean":
+        for kind in self.kinds:
+            if kind == "memory":  # minus the squared distance to the nearest instance
+                with torch.no_grad():
+                    xf = x.to(DTYPE)
+                    m = self.memories
+                    d2 = (xf.square().sum(1, keepdim=True) - 2 * xf @ m.T) + m.square().sum(1)
+                    w = (-d2).unsqueeze(1).expand(-1, self.n_members, -1)
+                    if kept is not None:
+                        w = w.masked_fill(~kept, -math.inf)
+                    parts.append(_segment_max(w, index, n, -math.inf))
+            elif kind == "mean":
                 w = ht if kept is None else ht * kept.to(ht.dtype)
                 parts.append(_segment_sum(w, index, n))
             elif kind == "max":
@@ -251,10 +277,10 @@ class MILNet(Rebuildable, nn.Module):
             _segment_sum(total * w, index, n),
             _segment_sum(acc * w.unsqueeze(-1), index, n),
         ]
-        for kind, p in zip(self.pooling, pools, strict=True):
+        for kind, p in zip(self.kinds, pools, strict=True):
             if kind == "mean":
                 merged.append(_segment_sum(p, index, n))
-            elif kind == "max":
+            elif kind in ("max", "memory"):
                 merged.append(_segment_max(p, index, n, -math.inf))
             else:
                 merged.append(_segment_min(p, index, n, math.inf))
@@ -288,8 +314,10 @@ class MILNet(Rebuildable, nn.Module):
         out = out.permute(1, 0, 3, 2, 4).reshape(k, n_bags * self.num_queries, -1)
         out = self.out_proj(out).reshape(k, n_bags, -1)
         feats = [out]
-        for kind, p in zip(self.pooling, pools, strict=True):
-            if kind == "mean":
+        for kind, p in zip(self.kinds, pools, strict=True):
+            if kind == "memory":  # similarity exp(-d^2 / n_features) of the nearest instance
+                p = torch.exp(p.clamp_max(0.0) / self.n_features)
+            elif kind == "mean":
                 if keep is None:
                     count = lengths.to(p.dtype)[:, None, None]
                 else:
