@@ -124,13 +124,17 @@ def _dense_reference(net, bag):
     feats = [pooled] + [
         {"mean": h.mean(0), "max": h.amax(0), "min": h.amin(0)}[p] for p in net.pooling
     ]
+    if len(net.memories):  # similarity of the nearest instance to each stored one
+        d2 = torch.cdist(x.double(), net.memories.double()).square().amin(0)
+        feats.append(torch.exp(-d2 / net.n_features).float())
     logits = torch.cat(feats) @ net.head.weight[0] + net.head.bias[0, 0]
     return torch.log_softmax(logits, dim=-1), att.mean(dim=(0, 1))
 
 
 def test_packed_network_matches_the_dense_textbook_forward():
     torch.manual_seed(0)
-    net = MILNet(5, 3, 8, 1, 2, 2, 2.0, False, True, 0.0, 0.0, ("mean", "max", "min")).eval()
+    net = MILNet(5, 3, 8, 1, 2, 2, 2.0, False, True, 0.0, 0.0, ("mean", "max", "min"), 1, 3)
+    net.eval().init_memories_(torch.randn(3, 5))
     bags = [torch.randn(n, 5, dtype=torch.float64) for n in (1, 4, 9, 2)]
     with torch.no_grad():
         scores, attention = net([b.float() for b in bags], return_attention=True)
@@ -145,7 +149,8 @@ def test_packed_network_matches_the_dense_textbook_forward():
 def test_pieces_merge_exactly_whatever_the_chunk_size(chunk_size):
     # a piece may hold several bags or a slice of one; the merged result is the whole
     torch.manual_seed(0)
-    net = MILNet(4, 2, 8, 1, 2, 2, 4.0, False, True, 0.0, 0.0, ("mean", "max", "min"), 2)
+    net = MILNet(4, 2, 8, 1, 2, 2, 4.0, False, True, 0.0, 0.0, ("mean", "max", "min"), 2, 5)
+    net.init_memories_(torch.randn(5, 4))
     bags = [torch.randn(n, 4) for n in (1, 12, 5, 30, 2)]
     keep = drop_instances([len(b) for b in bags], 2, 0.3)
     with torch.no_grad():
@@ -480,6 +485,19 @@ def test_padded_training_batches_equal_module_inputs(data):
 
 
 # ------------------------------------------------------------- robustness
+
+
+def test_memories_are_distinct_training_instances(data):
+    bags, y, _ = data
+    clf = fit(bags, y, n_memories=40, max_iter=2)
+    memories = clf.module_.memories.numpy()
+    pool = np.vstack(bags).astype(np.float32)
+    # every stored pattern is one of the training instances, none twice
+    match = (memories[:, None, :] == pool[None, :, :]).all(-1)
+    assert match.any(1).all() and len(np.unique(memories, axis=0)) == 40
+    total = sum(len(b) for b in bags)
+    assert len(fit(bags, y, n_memories=10_000, max_iter=1).module_.memories) == total
+    assert len(fit(bags, y, n_memories=0, max_iter=1).module_.memories) == 0
 
 
 @pytest.mark.parametrize("index", ["shuffled", "offset"])
