@@ -617,7 +617,8 @@ def test_twenty_bags_of_100000_instances_fit_and_predict_in_bounded_memory(monke
     proba = np.empty((20, 2))
     """
     work = """
-    clf = HopfieldMILClassifier(max_iter=1, n_members=1, random_state=0).fit(bags, y)
+    clf = HopfieldMILClassifier(hidden_dim=16, num_heads=2, max_iter=1, random_state=0)
+    clf = clf.fit(bags, y)
     proba = clf.predict_proba(bags)
     """
     # the bags are 512 MB (float32, used in place); one padded or packed copy would be as much

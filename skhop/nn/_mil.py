@@ -199,7 +199,16 @@ class MILNet(Rebuildable, nn.Module):
         self.head = MemberLinear(k, n_in, n_classes)
 
     def init_memories_(self, patterns):
-        """Store ``patterns`` ``(n_memories, n_features)`` as the memory of instances."""
+        """Store instances as the memory the bags are compared with.
+
+        Parameters
+        ----------
+        patterns : array-like of shape (n_memories, n_features)
+
+        Returns
+        -------
+        self : MILNet
+        """
         with torch.no_grad():
             self.memories.copy_(torch.as_tensor(patterns, dtype=DTYPE))
         return self
