@@ -117,7 +117,7 @@ class HopfieldMILClassifier(
         (same minibatches, each with its own bag dropout) whose
         log-probabilities are averaged; more members give steadier
         predictions at a proportional cost.
-    n_memories : int, default=256
+    n_memories : int, default=0
         Training instances (drawn at random, at most all of them) stored as
         a memory; each adds to the bag vector the similarity
         ``exp(-d^2 / n_features)`` between it and the bag's nearest
@@ -275,7 +275,7 @@ class HopfieldMILClassifier(
         normalize=True,
         pooling=("mean", "max"),
         n_members=3,
-        n_memories=256,
+        n_memories=0,
         dropout=0.1,
         attention_dropout=0.0,
         bag_dropout=0.1,
