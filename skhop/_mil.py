@@ -1,28 +1,22 @@
 """HopfieldMILClassifier: multiple-instance learning with Hopfield pooling.
 
-A sample is a bag of instances with one label. Each instance is encoded by a
-small network; a :class:`~skhop.nn.HopfieldPooling` layer with learned state
-patterns (queries) retrieves from the encoded instances of a bag, giving a
-fixed-size bag vector whose attention says which instances it is made of;
-optionally plain poolings (mean, max, min) of the encoded instances are
-appended; a linear layer maps the bag vector to class scores, and a few such
-networks are averaged. Bags of different sizes are zero-padded into one
-tensor with a padding mask, so minibatches of bags train together, and
-padded instances get exactly zero attention.
+A sample is a bag of instances with one label. The sklearn face lives here
+(validation, labels, weights, seeding, fitted attributes); the network, a
+:class:`skhop.nn.MILNet` over packed bags, lives in ``skhop.nn``.
 """
 
 import copy
-import math
 import numbers
+import warnings
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, column_or_1d
-from torch import nn
 
 from ._base import (
     VersionedStateMixin,
@@ -34,150 +28,40 @@ from ._base import (
 )
 from ._supervised import NeuralClassifierMixin
 from ._training import train
-from .nn._rebuild import Rebuildable
-from .nn.modules import HopfieldPooling
-from .utils import check_bags, pad_bags
+from .nn._mil import POOLINGS, MILNet, drop_instances
+from .utils import check_bags
 
 __all__ = ["HopfieldMILClassifier"]
 
-# Bags per forward pass at predict time (bags sorted by size, so little padding).
+# Bags per forward pass at predict time (the network pieces them by instances).
 _PREDICT_BAGS = 512
-_POOLINGS = ("mean", "max", "min")
+# Inputs beyond this magnitude overflow float32 arithmetic in the network.
+_MAX_SCALE = 1e15
 
 
-class _MILMember(nn.Module):
-    """Instance encoder -> Hopfield pooling (+ plain poolings) -> linear bag classifier.
+def _draw_memories(bags, n_memories, rng):
+    """``n_memories`` instances drawn without replacement from all instances of ``bags``."""
+    lengths = np.fromiter((len(b) for b in bags), dtype=np.intp, count=len(bags))
+    ends = np.cumsum(lengths)
+    n = min(int(n_memories), int(ends[-1]))
+    picks = np.sort(rng.choice(int(ends[-1]), size=n, replace=False))
+    which = np.searchsorted(ends, picks, side="right")
+    rows = picks - (ends - lengths)[which]
+    if n == 0:
+        return np.zeros((0, bags[0].shape[1]), dtype=np.float32)
+    return np.stack([bags[b][r] for b, r in zip(which, rows, strict=True)])
 
-    ``forward(x, mask)`` returns the logits ``(batch, n_classes)`` and the
-    attention ``(batch, num_heads, num_queries, n_instances)``.
-    """
 
-    def __init__(
-        self,
-        n_features,
-        n_classes,
-        hidden_dim,
-        n_layers,
-        num_heads,
-        num_queries,
-        beta,
-        learn_beta,
-        normalize,
-        dropout,
-        attention_dropout,
-        pooling,
-    ):
-        super().__init__()
-        layers = []
-        width = n_features
-        for _ in range(n_layers):
-            layers += [nn.Linear(width, hidden_dim), nn.ReLU(), nn.Dropout(dropout)]
-            width = hidden_dim
-        self.encoder = nn.Sequential(*layers)
-        self.pool = HopfieldPooling(
-            width,
-            hidden_dim,
-            hidden_dim,
-            num_heads=num_heads,
-            num_queries=num_queries,
-            beta=beta,
-            learn_beta=learn_beta,
-            normalize=normalize,
-            dropout=attention_dropout,
+def _check_scale(bags, name="X"):
+    """Refuse bags whose values would overflow the float32 network, naming the scale."""
+    scale = max(max(float(b.max()), -float(b.min())) for b in bags)  # no temporary copy
+    if scale > _MAX_SCALE:
+        raise ValueError(
+            f"{name}: the instances reach {scale:.3g} in absolute value, beyond the "
+            f"{_MAX_SCALE:.0e} the float32 network can handle without overflow; "
+            "standardise the bags first, e.g. make_pipeline(BagStandardScaler(), "
+            "HopfieldMILClassifier())."
         )
-        self.pooling = tuple(pooling)
-        n_out = num_queries * hidden_dim + len(self.pooling) * width
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(n_out, n_classes))
-
-    def forward(self, x, mask):
-        h = self.encoder(x)
-        pooled, attn = self.pool(h, key_padding_mask=mask, return_attention=True)
-        feats = [pooled]
-        pad = mask.unsqueeze(-1)
-        for kind in self.pooling:
-            if kind == "mean":
-                keep = (~pad).to(h.dtype)
-                feats.append((h * keep).sum(dim=1) / keep.sum(dim=1))
-            elif kind == "max":
-                feats.append(h.masked_fill(pad, -math.inf).amax(dim=1))
-            else:  # min
-                feats.append(h.masked_fill(pad, math.inf).amin(dim=1))
-        return self.head(torch.cat(feats, dim=1)), attn
-
-
-class _MILNet(Rebuildable, nn.Module):
-    """``n_members`` independently initialised bag classifiers, averaged.
-
-    ``forward(x, mask)`` takes a padded batch ``x`` of shape
-    ``(batch, n_instances, n_features)`` and a bool ``mask`` of shape
-    ``(batch, n_instances)`` (``True`` = padding) and returns class scores
-    ``(batch, n_classes)``, the mean over the members of their
-    log-probabilities, and, when asked, the pooling attention
-    ``(batch, num_heads, num_queries, n_instances)`` averaged over the
-    members. ``member_logits(x, masks)`` gives each member's logits, each
-    member with its own mask, for training.
-    """
-
-    def __init__(
-        self,
-        n_features,
-        n_classes,
-        hidden_dim,
-        n_layers,
-        num_heads,
-        num_queries,
-        beta,
-        learn_beta,
-        normalize,
-        dropout,
-        attention_dropout,
-        pooling,
-        n_members=1,
-    ):
-        super().__init__()
-        self.members = nn.ModuleList(
-            _MILMember(
-                n_features,
-                n_classes,
-                hidden_dim,
-                n_layers,
-                num_heads,
-                num_queries,
-                beta,
-                learn_beta,
-                normalize,
-                dropout,
-                attention_dropout,
-                pooling,
-            )
-            for _ in range(n_members)
-        )
-
-    def member_logits(self, x, masks):
-        return [m(x, mask)[0] for m, mask in zip(self.members, masks, strict=True)]
-
-    def forward(self, x, mask, return_attention=False):
-        scores, attn = 0.0, 0.0
-        for m in self.members:
-            logits, a = m(x, mask)
-            scores = scores + F.log_softmax(logits, dim=1)
-            attn = attn + a
-        k = len(self.members)
-        scores, attn = scores / k, attn / k
-        return (scores, attn) if return_attention else scores
-
-
-def _drop_instances(mask, rate):
-    """Mask a random ``rate`` of each bag's instances, never all of a bag."""
-    u = torch.rand(mask.shape, device=mask.device)
-    dropped = (u < rate) | mask
-    emptied = dropped.all(dim=1)
-    if emptied.any():
-        # keep one real instance of each emptied bag: its largest draw
-        keep = u.masked_fill(mask, -1.0).argmax(dim=1)
-        rows = torch.nonzero(emptied).squeeze(1)
-        dropped[rows, keep[rows]] = False
-    return dropped
 
 
 class HopfieldMILClassifier(
@@ -188,18 +72,20 @@ class HopfieldMILClassifier(
     A sample is a *bag*: a 2-D array of instances ``(n_instances_i,
     n_features)`` with one label for the whole bag. Every instance is
     encoded by ``n_layers`` fully connected ReLU layers of width
-    ``hidden_dim``; a ``HopfieldPooling`` layer (Ramsauer et al., 2020)
-    then lets ``num_queries`` learned state patterns retrieve from the
-    encoded instances of the bag, with ``num_heads`` heads, which pools
+    ``hidden_dim``; a Hopfield pooling (Ramsauer et al., 2020) then lets
+    ``num_queries`` learned state patterns retrieve from the encoded
+    instances of the bag, with ``num_heads`` heads, which pools
     the bag into a fixed-size vector. The mean, maximum or minimum of the
     encoded instances can be appended to it (``pooling``); a linear layer
     maps the result to class scores. ``n_members`` such networks, started
     from different random weights, are trained side by side and their
-    log-probabilities averaged. Bags of different sizes are zero-padded
-    into one tensor with a padding mask, so minibatches of bags train
-    together on AdamW and padding never changes a bag's output. While
-    training, a random ``bag_dropout`` share of each bag's instances is
-    hidden (never all of them).
+    log-probabilities averaged (one batched network,
+    :class:`skhop.nn.MILNet`). Bags are never padded: the instances of a
+    minibatch are packed one after another and every pooling is a segment
+    reduction over a bag's instances, so the cost is proportional to the
+    number of instances, and a bag's output does not depend on the other
+    bags it is batched with. While training, a random ``bag_dropout``
+    share of each bag's instances is hidden (never all of them).
 
     Parameters
     ----------
@@ -231,6 +117,13 @@ class HopfieldMILClassifier(
         (same minibatches, each with its own bag dropout) whose
         log-probabilities are averaged; more members give steadier
         predictions at a proportional cost.
+    n_memories : int, default=0
+        Training instances (drawn at random, at most all of them) stored as
+        a memory; each adds to the bag vector the similarity
+        ``exp(-d^2 / n_features)`` between it and the bag's nearest
+        instance (the bag embedding of MILES, Chen et al. 2006, which is a
+        Hopfield retrieval of the bag at large beta with the stored
+        instance as the query). Costs ``n_instances * n_memories`` work.
     dropout : float, default=0.1
         Dropout on the encoded instances and on the bag vector.
     attention_dropout : float, default=0.0
@@ -304,9 +197,17 @@ class HopfieldMILClassifier(
     ``X`` is a sequence of bags (a list of 2-D arrays, or a 3-D array of
     bags of equal size), not a 2-D array; standardise the features first,
     e.g. in ``make_pipeline(BagStandardScaler(), HopfieldMILClassifier())``.
-    Bags are padded to the largest bag of the data set while training and to
-    the largest bag of a chunk of similar-sized bags when predicting, so
-    memory grows with ``n_bags * max_bag_size``.
+    The instances are processed in pieces of at most 8,192 (a piece holds
+    many small bags or a slice of a large one) whose softmax partials merge
+    exactly (an online log-sum-exp), and while training a batch of several
+    pieces is recomputed piece by piece in the backward pass: a bag of any
+    size is fitted and predicted in bounded memory (20 bags of 100,000 x 64
+    instances need under 256 MB beyond the input). Bags are used in
+    place when they are float32 and C-contiguous, and copied to float32
+    otherwise. The fitted attributes are published together at the end of
+    ``fit``: a thread reading a fitted estimator while it refits sees the
+    old model or the new one, never a mix (predicting while fitting is
+    otherwise not guarded).
 
     References
     ----------
@@ -326,7 +227,8 @@ class HopfieldMILClassifier(
     >>> clf = make_pipeline(BagStandardScaler(), HopfieldMILClassifier(random_state=0))
     >>> bool(clf.fit(bags, y).score(bags, y) > 0.9)
     True
-    >>> attention = clf[-1].instance_attention(clf[0].transform(bags))
+    >>> from skhop.utils import instance_attention
+    >>> attention = instance_attention(clf, bags)  # through the pipeline's scaler
     >>> attention[0].shape == (len(bags[0]),), round(float(attention[0].sum()), 5)
     (True, 1.0)
     """
@@ -341,6 +243,7 @@ class HopfieldMILClassifier(
         "normalize": ["boolean"],
         "pooling": [tuple, list],
         "n_members": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_memories": [Interval(numbers.Integral, 0, None, closed="left")],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "attention_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "bag_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
@@ -372,6 +275,7 @@ class HopfieldMILClassifier(
         normalize=True,
         pooling=("mean", "max"),
         n_members=3,
+        n_memories=0,
         dropout=0.1,
         attention_dropout=0.0,
         bag_dropout=0.1,
@@ -399,6 +303,7 @@ class HopfieldMILClassifier(
         self.normalize = normalize
         self.pooling = pooling
         self.n_members = n_members
+        self.n_memories = n_memories
         self.dropout = dropout
         self.attention_dropout = attention_dropout
         self.bag_dropout = bag_dropout
@@ -432,16 +337,16 @@ class HopfieldMILClassifier(
                 f"hidden_dim ({self.hidden_dim}) must be divisible by num_heads ({self.num_heads})."
             )
         pooling = tuple(self.pooling)
-        bad = [p for p in pooling if p not in _POOLINGS]
+        bad = [p for p in pooling if p not in POOLINGS]
         if bad or len(set(pooling)) != len(pooling):
             raise ValueError(
-                f"pooling must be a tuple of distinct names from {_POOLINGS}, got {self.pooling!r}."
+                f"pooling must be a tuple of distinct names from {POOLINGS}, got {self.pooling!r}."
             )
         check_n_threads(self.n_threads)
         return pooling
 
-    def _new_module(self, n_features, n_classes, pooling):
-        return _MILNet(
+    def _new_module(self, n_features, n_classes, pooling, n_memories=0):
+        return MILNet(
             int(n_features),
             int(n_classes),
             int(self.hidden_dim),
@@ -455,6 +360,7 @@ class HopfieldMILClassifier(
             float(self.attention_dropout),
             pooling,
             int(self.n_members),
+            int(n_memories),
         )
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -478,6 +384,7 @@ class HopfieldMILClassifier(
         pooling = self._check_structure()
         warm = self.warm_start and hasattr(self, "module_")
         bags = check_bags(X, n_features=self.n_features_in_ if warm else None, dtype=np.float32)
+        _check_scale(bags)
         if y is None:
             raise ValueError("y is required: one label per bag.")
         y = column_or_1d(y, warn=True)
@@ -491,25 +398,24 @@ class HopfieldMILClassifier(
         seed = seed_from(self.random_state)
         rng = check_random_state(seed)
         train_idx, val_idx = self._validation_split(y_enc, rng, unit="bags")
-        padded, mask = pad_bags(bags)
-        n_features = padded.shape[2]
+        n_features = bags[0].shape[1]
 
-        with torch_threads(self.n_threads), seeded(seed, device):
+        with torch_threads(self.n_threads), seeded(seed, device), torch.enable_grad():
             if warm:  # a copy, so an interrupted fit leaves the fitted module as it was
                 module = copy.deepcopy(self.module_)
             else:
-                module = self._new_module(n_features, len(classes), pooling)
+                memories = _draw_memories([bags[i] for i in train_idx], self.n_memories, rng)
+                module = self._new_module(n_features, len(classes), pooling, len(memories))
+                module.init_memories_(memories)
             module = module.to(device)
-
-            def to_t(a, dtype=None):
-                return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
+            # the bags stay where they are (no copy on the CPU); batches are packed from them
+            bag_t = [torch.from_numpy(b).to(device) for b in bags]
 
             def part(idx):
                 return (
-                    to_t(padded[idx]),
-                    to_t(mask[idx]),
-                    to_t(y_enc[idx], torch.long),
-                    to_t(sw[idx], torch.float32),
+                    torch.as_tensor(idx, dtype=torch.long, device=device),
+                    torch.as_tensor(y_enc[idx], dtype=torch.long, device=device),
+                    torch.as_tensor(sw[idx], dtype=torch.float32, device=device),
                 )
 
             tensors = part(train_idx)
@@ -517,18 +423,19 @@ class HopfieldMILClassifier(
             rate = float(self.bag_dropout)
             n_members = int(self.n_members)
 
-            def batch_loss(net, xb, mb, yb, wb):
-                n_max = int((~mb).sum(dim=1).max())
-                xb, mb = xb[:, :n_max], mb[:, :n_max]
-                masks = [_drop_instances(mb, rate) if rate > 0 else mb for _ in range(n_members)]
-                loss = sum(
-                    F.cross_entropy(logits, yb, reduction="none")
-                    for logits in net.member_logits(xb, masks)
-                )
+            def batch_loss(net, ib, yb, wb):
+                sel = [bag_t[i] for i in ib.tolist()]
+                keep = None
+                if rate > 0:
+                    keep = drop_instances([len(b) for b in sel], n_members, rate, device=device)
+                logits = net.member_logits(sel, keep)  # (n_members, batch, n_classes)
+                loss = F.cross_entropy(
+                    logits.flatten(0, 1), yb.repeat(n_members), reduction="none"
+                ).view(n_members, -1)
                 return (loss * wb).sum() / (wb.sum() * n_members)
 
-            def val_score(net, xv, mv, yv, wv):
-                loss = F.nll_loss(net(xv, mv), yv, reduction="none")
+            def val_score(net, iv, yv, wv):
+                loss = F.nll_loss(net([bag_t[i] for i in iv.tolist()]), yv, reduction="none")
                 return -(loss * wv).sum() / wv.sum()
 
             result, _ = train(
@@ -547,34 +454,48 @@ class HopfieldMILClassifier(
                 name=type(self).__name__,
             )
             module = module.cpu().eval()
-        # fitted attributes only now, so an interrupted fit leaves the estimator as it was
-        self._finish_fit(classes=classes, module=module, result=result, warm=warm)
-        self.n_features_in_ = int(n_features)
+        if not result.converged:
+            warnings.warn(
+                f"{type(self).__name__}: reached max_iter={self.max_iter} epochs without "
+                "converging; raise max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        # all fitted attributes in one step, so a reader never sees half of a refit
+        es = self.early_stopping
+        self.__dict__.update(
+            classes_=classes,
+            module_=module,
+            n_features_in_=int(n_features),
+            n_iter_=(self.n_iter_ if warm else 0) + result.n_iter,
+            loss_curve_=(list(self.loss_curve_) if warm else []) + result.loss_curve,
+            validation_scores_=result.validation_scores if es else None,
+            best_validation_score_=result.best_validation_score if es else None,
+        )
         return self
 
     # -------------------------------------------------------------- predict
 
-    def _forward(self, X):
-        """Class scores (n_bags, n_classes) and per-bag instance attention, one pass."""
+    def _forward(self, X, attention=False):
+        """Class scores (n_bags, n_classes) and, if asked, per-bag instance attention."""
         check_is_fitted(self)
         bags = check_bags(X, n_features=self.n_features_in_, dtype=np.float32)
-        lengths = np.fromiter((len(b) for b in bags), dtype=np.intp, count=len(bags))
-        order = np.argsort(lengths, kind="stable")
+        _check_scale(bags)
         scores = np.empty((len(bags), len(self.classes_)), dtype=np.float64)
-        attention = [None] * len(bags)
+        weights = []
         module = self.module_.eval()
         with torch_threads(self.n_threads), torch.no_grad():
             for start in range(0, len(bags), _PREDICT_BAGS):
-                idx = order[start : start + _PREDICT_BAGS]
-                padded, mask = pad_bags([bags[i] for i in idx])
-                out, attn = module(
-                    torch.from_numpy(padded), torch.from_numpy(mask), return_attention=True
-                )
-                scores[idx] = out.numpy()
-                attn = attn.mean(dim=(1, 2)).numpy().astype(np.float64)
-                for row, i in enumerate(idx):
-                    attention[i] = attn[row, : lengths[i]]
-        return scores, attention
+                part = [torch.from_numpy(b) for b in bags[start : start + _PREDICT_BAGS]]
+                out = module(part, return_attention=attention)
+                if attention:
+                    out, att = out
+                    weights.append(att.numpy().astype(np.float64))
+                scores[start : start + len(part)] = out.numpy()
+        if not attention:
+            return scores, None
+        cuts = np.cumsum([len(b) for b in bags])[:-1]
+        return scores, np.split(np.concatenate(weights), cuts)
 
     def _log_proba(self, X):
         return self._normalise(self._forward(X)[0])
@@ -599,4 +520,4 @@ class HopfieldMILClassifier(
         attention : list of ndarray of shape (n_instances_i,)
             One array per bag, in the order of ``X``.
         """
-        return self._forward(X)[1]
+        return self._forward(X, attention=True)[1]

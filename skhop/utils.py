@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["check_bags", "bags_from_long", "bags_from_frame", "pad_bags"]
+__all__ = ["check_bags", "bags_from_long", "bags_from_frame", "pad_bags", "instance_attention"]
 
 
 def _is_sparse(a):
@@ -85,8 +85,9 @@ def check_bags(X, *, n_features=None, dtype=np.float64, ensure_all_finite=True, 
     if len(X) == 0:
         raise ValueError(f"{name} has no bag; at least one bag is required.")
     bags = []
-    for i in range(len(X)):
-        bag = X[i]
+    # by position, for every sequence type: a pandas Series is iterated in
+    # its order, whatever its index labels
+    for i, bag in enumerate(list(X)):
         if _is_sparse(bag):
             raise TypeError(f"{name}: bag {i} is a sparse matrix; bags must be dense.")
         if hasattr(bag, "to_numpy"):
@@ -129,7 +130,8 @@ def check_bags(X, *, n_features=None, dtype=np.float64, ensure_all_finite=True, 
     bags = [np.ascontiguousarray(b, dtype=dtype) for b in bags]
     if ensure_all_finite:
         for i, bag in enumerate(bags):
-            if not np.isfinite(bag).all():
+            # min and max propagate NaN and show an infinity, with no temporary array
+            if not (np.isfinite(bag.min()) and np.isfinite(bag.max())):
                 raise ValueError(f"{name}: bag {i} contains NaN or infinity.")
     return bags
 
@@ -291,3 +293,52 @@ def bags_from_frame(frame, bag_column, *, label_column=None, feature_columns=Non
         feature_columns = [feature_columns]
     y = None if label_column is None else frame[label_column].to_numpy()
     return bags_from_long(frame[list(feature_columns)].to_numpy(), frame[bag_column].to_numpy(), y)
+
+
+def instance_attention(estimator, X):
+    """Instance attention of a fitted MIL classifier, alone or at the end of a pipeline.
+
+    A fitted ``Pipeline(BagStandardScaler(), HopfieldMILClassifier())``
+    has no ``instance_attention`` of its own; this passes ``X`` through
+    every step but the last (``transform``) and asks the last one, so the
+    pipeline need not be taken apart. Nested pipelines are followed.
+
+    Parameters
+    ----------
+    estimator : estimator or sklearn.pipeline.Pipeline
+        Fitted; the final estimator has an ``instance_attention`` method
+        (e.g. :class:`~skhop.HopfieldMILClassifier`).
+    X : sequence of array-like of shape (n_instances_i, n_features)
+        The bags, as given to the pipeline's ``predict``.
+
+    Returns
+    -------
+    attention : list of ndarray of shape (n_instances_i,)
+        One array per bag, in the order of ``X``.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from skhop import HopfieldMILClassifier
+    >>> from skhop.datasets import make_mil_bags
+    >>> from skhop.preprocessing import BagStandardScaler
+    >>> from skhop.utils import instance_attention
+    >>> bags, y, _ = make_mil_bags(n_bags=20, n_features=3, random_state=0)
+    >>> pipe = make_pipeline(BagStandardScaler(), HopfieldMILClassifier(max_iter=5, random_state=0))
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     pipe = pipe.fit(bags, y)
+    >>> [a.shape == (len(b),) for a, b in zip(instance_attention(pipe, bags)[:2], bags)]
+    [True, True]
+    """
+    while hasattr(estimator, "steps"):
+        if len(estimator.steps) > 1:
+            X = estimator[:-1].transform(X)
+        estimator = estimator.steps[-1][1]
+    if not hasattr(estimator, "instance_attention"):
+        raise TypeError(
+            f"the final estimator ({type(estimator).__name__}) has no instance_attention; "
+            "give a fitted HopfieldMILClassifier or a pipeline ending in one."
+        )
+    return estimator.instance_attention(X)

@@ -5,6 +5,7 @@ skorch users as well as the skhop estimators.
 """
 
 from . import functional
+from ._mil import MILNet
 from ._separation import separate
 from .functional import hopfield_energy, hopfield_partial, hopfield_retrieve, merge_partials
 from .modules import Hopfield, HopfieldLayer, HopfieldPooling
@@ -19,4 +20,5 @@ __all__ = [
     "Hopfield",
     "HopfieldPooling",
     "HopfieldLayer",
+    "MILNet",
 ]
