@@ -36,13 +36,6 @@ EXPECTED_FAILURES = {
             "without Stage I (separation_loss=None, the default) no iteration runs, so n_iter_ is 0"
         ),
     },
-    "HopfieldClassifier": {
-        "check_sample_weight_equivalence_on_dense_data": (
-            "the stored patterns start as a sample of the training rows, so repeating a "
-            "row changes which rows become prototypes; weights and repetitions give equal "
-            "losses but not equal initial models"
-        ),
-    },
 }
 
 

@@ -7,6 +7,7 @@ skorch users as well as the skhop estimators.
 from . import functional
 from ._separation import separate
 from .functional import hopfield_energy, hopfield_partial, hopfield_retrieve, merge_partials
+from ._rows import RowHopfieldLayer
 from .modules import Hopfield, HopfieldLayer, HopfieldPooling
 
 __all__ = [
@@ -19,4 +20,5 @@ __all__ = [
     "Hopfield",
     "HopfieldPooling",
     "HopfieldLayer",
+    "RowHopfieldLayer",
 ]
