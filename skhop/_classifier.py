@@ -361,7 +361,9 @@ class HopfieldClassifier(
             )
             module = module.to(device)
             # a row sees the other copies of itself: (c - 1) / c of its mass for c copies
-            own = np.log(np.maximum(copies[train_idx] - 1, 0) / copies[train_idx])
+            c = copies[train_idx]
+            own = np.full(len(c), -np.inf)  # one copy: the row is left out entirely
+            own[c > 1] = np.log((c[c > 1] - 1) / c[c > 1])
             own = torch.as_tensor(own, dtype=dtype, device=device)
             result = self._train(module, own, y_enc[train_idx], mass[train_idx], Z, y_enc, val_idx)
             module = module.cpu().eval()
