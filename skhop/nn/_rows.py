@@ -122,7 +122,20 @@ class RowHopfieldLayer(HopfieldLayer):
 
     @torch.no_grad()
     def store_(self, rows, labels, mass=None):
-        """Set the stored rows ``(num_memories, input_size)``, labels and masses."""
+        """Set the stored rows, their labels and their masses.
+
+        Parameters
+        ----------
+        rows : Tensor of shape (num_memories, input_size)
+        labels : LongTensor of shape (num_memories,)
+            Class indices in ``[0, n_classes)``.
+        mass : Tensor of shape (num_memories,), optional
+            Positive weight of each row; 1 by default.
+
+        Returns
+        -------
+        self : RowHopfieldLayer
+        """
         if tuple(rows.shape) != tuple(self.stored.shape):
             raise ValueError(
                 f"rows must have shape {tuple(self.stored.shape)}, got {tuple(rows.shape)}."
@@ -133,7 +146,16 @@ class RowHopfieldLayer(HopfieldLayer):
         return self
 
     def embed(self, x):
-        """Embeddings ``(num_heads, n, hidden_size)`` of rows ``x`` ``(n, input_size)``."""
+        """Embed rows in every head.
+
+        Parameters
+        ----------
+        x : Tensor of shape (n, input_size)
+
+        Returns
+        -------
+        embedded : Tensor of shape (num_heads, n, hidden_size)
+        """
         return self.core._split(self.proj(self.hidden(x)))
 
     def _floored(self, log_p):
@@ -146,11 +168,21 @@ class RowHopfieldLayer(HopfieldLayer):
         return torch.logsumexp(log_p, dim=0) - math.log(log_p.shape[0])
 
     def scores(self, query, keys, log_mass):
-        """``beta * sim(key, query) + log(mass)`` up to a per-query constant, ``(heads, n, m)``.
+        """``beta * sim(key, query) + log(mass)``, up to a per-query constant.
 
         For ``"neg_l2"``, ``-|q - k|^2 / 2 = q.k - |k|^2 / 2 - |q|^2 / 2`` and the
         last term is the same for every key, so the softmax over keys does not
         see it: one matrix product with a per-key bias gives the scores.
+
+        Parameters
+        ----------
+        query : Tensor of shape (num_heads, n, hidden_size)
+        keys : Tensor of shape (num_heads, m, hidden_size)
+        log_mass : Tensor of shape (m,)
+
+        Returns
+        -------
+        scores : Tensor of shape (num_heads, n, m)
         """
         beta = self.core.beta
         if self.core.similarity == "neg_l2":
@@ -193,11 +225,21 @@ class RowHopfieldLayer(HopfieldLayer):
         return self._floored(log_p)
 
     def log_proba(self, x, chunk_size=None):
-        """Class log-probabilities ``(n, n_classes)`` of rows ``x`` against every stored row.
+        """Class log-probabilities of rows against every stored row.
 
         An exact retrieval by :func:`~skhop.nn.functional.hopfield_retrieve`,
         streamed over the stored rows in chunks of ``chunk_size`` (automatic
         when ``None``), so memory stays bounded for any number of stored rows.
+
+        Parameters
+        ----------
+        x : Tensor of shape (n, input_size)
+        chunk_size : int, optional
+            Stored rows per chunk of the retrieval.
+
+        Returns
+        -------
+        log_proba : Tensor of shape (n, n_classes)
         """
         q = self.embed(x)
         k = self.embed(self.stored)
@@ -218,5 +260,14 @@ class RowHopfieldLayer(HopfieldLayer):
         return self._floored(log_p)
 
     def forward(self, input):
-        """Class log-probabilities of ``input`` ``(n, input_size)``; see :meth:`log_proba`."""
+        """Class log-probabilities of ``input``; see :meth:`log_proba`.
+
+        Parameters
+        ----------
+        input : Tensor of shape (n, input_size)
+
+        Returns
+        -------
+        log_proba : Tensor of shape (n, n_classes)
+        """
         return self.log_proba(input)
