@@ -257,7 +257,10 @@ def table(names, acc, secs, cut):
     ]
     missing = {m: sorted(set(ds) & set(names)) for m, ds in cut.items() if set(ds) & set(names)}
     if missing:
-        gaps = set().union(*map(set, missing.values()))
+        # a model with results on fewer than half the sets is shown per dataset only
+        sparse = [m for m, ds in missing.items() if len(ds) > len(names) / 2]
+        ranked = [m for m in model_names if m not in sparse]
+        gaps = set().union(set(), *(set(ds) for m, ds in missing.items() if m not in sparse))
         full = [d for d in names if d not in gaps]
         complete = [m for m in model_names if m not in missing]
         for m, ds in missing.items():
@@ -271,13 +274,19 @@ def table(names, acc, secs, cut):
             "",
             *summary(names, acc, secs, complete),
         ]
-        if full:
+        if full and len(ranked) > len(complete):
             lines += [
                 "",
-                f"The {len(full)} datasets every model finished, all {len(model_names)} "
-                "models (seconds over these sets):",
+                f"The {len(full)} datasets {', '.join(m for m in ranked if m in missing)} "
+                f"finished, {len(ranked)} models (seconds over these sets):",
                 "",
-                *summary(full, acc, secs, model_names),
+                *summary(full, acc, secs, ranked),
+            ]
+        if sparse:
+            lines += [
+                "",
+                f"{', '.join(sparse)}: too few results to rank (fewer than half the sets); "
+                "see the per-dataset table.",
             ]
     else:
         lines += [
