@@ -249,7 +249,7 @@ def test_embedding_heads_and_similarities(data):
     X, y = data
     for params in [
         dict(hidden_dim=8, n_heads=2),
-        dict(similarity="cosine"),
+        dict(similarity="cosine", beta=8.0),  # cosine scores lie in [-1, 1]
         dict(similarity="dot"),
         dict(mlp_dim=16),
         dict(n_memories=50),  # a sample of 50 stored rows per training step
