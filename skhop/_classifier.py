@@ -39,6 +39,8 @@ _AUTO_MEMORIES = 2048
 # Fits whose score matrix work (rows x keys x heads x hidden_dim) is at most this
 # train in float64.
 _FLOAT64_WORK = 1 << 22
+# Buffers of the layer that hold the stored rows, not learned weights.
+_DATA = ("stored", "labels", "mass")
 # Attributes a fit publishes, all in one step at its end.
 _FITTED = (
     "classes_",
@@ -413,7 +415,7 @@ class HopfieldClassifier(
             dtype=str(dtype).removeprefix("torch."),
         )
         if warm:
-            old = {k: v.to(dtype) for k, v in self.module_.state_dict().items() if not _is_data(k)}
+            old = {k: v.to(dtype) for k, v in self.module_.state_dict().items() if k not in _DATA}
             net.load_state_dict(old, strict=False)
         return net
 
@@ -492,12 +494,9 @@ class HopfieldClassifier(
     def _log_proba(self, X):
         check_is_fitted(self)
         # one model throughout, even if another thread refits meanwhile
-        module, center, scale, categories = (
-            self.module_,
-            self.center_,
-            self.scale_,
-            self.categories_,
-        )
+        state = self.__dict__
+        module, center, scale = state["module_"], state["center_"], state["scale_"]
+        categories = state["categories_"]
         X = _codes(X, categories)
         X = _one_hot(validate_data(self, X, dtype=np.float64, reset=False), categories)
         Z = torch.from_numpy((X - center) / scale)
@@ -565,10 +564,6 @@ def _one_hot(X, categories):
         start = j + 1
     parts.append(X[:, start:])
     return np.hstack(parts)
-
-
-def _is_data(key):
-    return key in ("stored", "labels", "mass")
 
 
 def _weighted_scaling(X, w):
