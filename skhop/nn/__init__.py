@@ -5,9 +5,9 @@ skorch users as well as the skhop estimators.
 """
 
 from . import functional
+from ._rows import RowHopfieldLayer
 from ._separation import separate
 from .functional import hopfield_energy, hopfield_partial, hopfield_retrieve, merge_partials
-from ._rows import RowHopfieldLayer
 from .modules import Hopfield, HopfieldLayer, HopfieldPooling
 
 __all__ = [
