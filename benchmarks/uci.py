@@ -1,41 +1,56 @@
-"""HopfieldClassifier against sklearn's classifiers on 50 small UCI datasets.
+"""HopfieldClassifier against sklearn's classifiers and the strong tabular peers on 50 UCI sets.
 
 Protocol: the 4 train/test splits of each dataset's ``conxuntos_kfold.dat``,
 features as given (already standardised), every model with its defaults,
-all models in the same run, one thread each (torch and every BLAS/OpenMP
-pool). Prints per-dataset accuracy (mean over the 4 splits), mean accuracy,
-mean rank (1 = best, ties averaged), total fit+predict wall time per model
-and its ratio to MLPClassifier's, and writes the table to
-``benchmarks/results/uci.md``.
+one thread each (torch and every BLAS/OpenMP pool). The 50 datasets are
+split once into a *tune* and a *confirm* half by the seeded draw of
+``benchmarks/_split.py``: defaults are chosen on *tune* only, *confirm* is
+run to report. Per half: per-dataset accuracy (mean over the 4 splits),
+mean accuracy, mean rank (1 = best, ties averaged), total fit+predict wall
+time per model and its ratio to MLPClassifier's.
 
-    python benchmarks/uci.py                      # all 50 datasets, all models
-    python benchmarks/uci.py --datasets wine zoo  # a few (no table written)
-    python benchmarks/uci.py --cached             # reuse the peers' cached results
-    python benchmarks/uci.py --hopfield '{"beta": 2.0}' --cached --half 0
+Models: HopfieldClassifier, the sklearn six (LogisticRegression, SVC,
+KNeighbors, RandomForest, HistGradientBoosting, MLPClassifier) and, when
+installed (``pip install skhop[bench]``), CatBoost, LightGBM, XGBoost
+(defaults, one thread) and pytabkit's RealMLP-TD (its tuned defaults, CPU,
+one thread). RealMLP runs in a child process with a per-dataset time budget
+(``--realmlp-budget`` seconds for the 4 splits); a dataset it does not
+finish in time is marked *cut*. ``--cache-only`` runs no peer and marks a
+peer without a cached result as cut too. A half with cut sets gets two
+summaries: the models complete on every set, and every model on the sets
+all of them finished (the table names the cut sets).
 
-``--cached`` reads (and updates) the peers' results in
-``benchmarks/results/.cache/`` so that HopfieldClassifier settings can be
-compared without re-running the peers; their times then come from an
-earlier run, so only a full uncached run gives a time ratio to quote.
-``--half 0`` / ``--half 1`` picks every other dataset (a development half).
+Every model but HopfieldClassifier is cached per dataset in
+``benchmarks/results/.cache/`` (git-ignored), keyed by the model's package
+version and settings, so a rerun refits only HopfieldClassifier; cached
+times are those of the run that measured them.
+
+    python benchmarks/uci.py --half tune                  # tune half, all models
+    python benchmarks/uci.py --half confirm               # confirm half
+    python benchmarks/uci.py --models HopfieldClassifier SVC --datasets wine zoo
+    python benchmarks/uci.py --half tune --hopfield '{"n_heads": 2}' --no-write
+
+A run of every model on a half (HopfieldClassifier with its defaults)
+rewrites that half's section of ``benchmarks/results/uci.md``.
 """
 
 import argparse
 import json
+import multiprocessing as mp
 import sys
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import torch
 from scipy.stats import rankdata
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
+from sklearn.preprocessing import LabelEncoder
 from sklearn.svm import SVC
 from threadpoolctl import threadpool_limits
 
@@ -43,193 +58,359 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from _split import uci_halves  # noqa: E402
 from _uci import dataset_names, load_uci  # noqa: E402
 
 from skhop import HopfieldClassifier  # noqa: E402
 
 RESULTS = HERE / "results" / "uci.md"
-CACHE = HERE / "results" / ".cache" / "uci_peers.json"
+CACHE = HERE / "results" / ".cache"
 HOPFIELD = "HopfieldClassifier"
+REALMLP = "RealMLP-TD"
+
+
+class _Encoded:
+    """Fits ``model`` on labels encoded as 0..K-1 (XGBoost needs them so)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def fit(self, X, y):
+        self.enc = LabelEncoder().fit(y)
+        self.model.fit(X, self.enc.transform(y))
+        return self
+
+    def predict(self, X):
+        return self.enc.inverse_transform(np.asarray(self.model.predict(X)).ravel().astype(int))
+
+
+def _catboost():
+    from catboost import CatBoostClassifier
+
+    return CatBoostClassifier(thread_count=1, random_seed=0, verbose=0, allow_writing_files=False)
+
+
+def _lightgbm():
+    from lightgbm import LGBMClassifier
+
+    return LGBMClassifier(n_jobs=1, random_state=0, verbose=-1)
+
+
+def _xgboost():
+    from xgboost import XGBClassifier
+
+    return _Encoded(XGBClassifier(n_jobs=1, random_state=0))
+
+
+def _realmlp():
+    from pytabkit import RealMLP_TD_Classifier
+
+    return RealMLP_TD_Classifier(device="cpu", n_threads=1, random_state=0, verbosity=0)
+
+
+# name -> (factory, package whose version keys the cache, settings string)
+PEERS = {
+    "LogisticRegression": (LogisticRegression, "scikit-learn", "defaults"),
+    "SVC": (lambda: SVC(random_state=0), "scikit-learn", "random_state=0"),
+    "KNeighbors": (KNeighborsClassifier, "scikit-learn", "defaults"),
+    "RandomForest": (
+        lambda: RandomForestClassifier(random_state=0),
+        "scikit-learn",
+        "random_state=0",
+    ),
+    "HistGradientBoosting": (
+        lambda: HistGradientBoostingClassifier(random_state=0),
+        "scikit-learn",
+        "random_state=0",
+    ),
+    "MLPClassifier": (lambda: MLPClassifier(random_state=0), "scikit-learn", "random_state=0"),
+    "CatBoost": (_catboost, "catboost", "thread_count=1 random_seed=0"),
+    "LightGBM": (_lightgbm, "lightgbm", "n_jobs=1 random_state=0"),
+    "XGBoost": (_xgboost, "xgboost", "n_jobs=1 random_state=0"),
+    REALMLP: (_realmlp, "pytabkit", "device=cpu n_threads=1 random_state=0"),
+}
+SKLEARN_SIX = list(PEERS)[:6]
+STRONG = list(PEERS)[6:]
+MODELS = [HOPFIELD, *PEERS]
+
+
+def available(name):
+    if name in (HOPFIELD, *SKLEARN_SIX):
+        return True
+    try:
+        metadata.version(PEERS[name][1])
+        return True
+    except metadata.PackageNotFoundError:
+        return False
+
+
+def cache_key(name):
+    _, package, settings = PEERS[name]
+    return f"{package}=={metadata.version(package)} {settings}"
+
+
+def _cache_file(name, dataset):
+    return CACHE / "uci" / name / f"{dataset}.json"
+
+
+def cache_get(name, dataset):
+    """``[accuracy, seconds]`` of a peer on a dataset for its current version and settings."""
+    path = _cache_file(name, dataset)
+    if not path.exists():
+        return None
+    return json.loads(path.read_text()).get(cache_key(name))
+
+
+def cache_put(name, dataset, result):
+    """Store a peer's result; one file per model and dataset, so parallel runs do not clash."""
+    path = _cache_file(name, dataset)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    stored[cache_key(name)] = result
+    path.write_text(json.dumps(stored))
 
 
 def make_model(name, hopfield_params):
     if name == HOPFIELD:
         return HopfieldClassifier(random_state=0, **hopfield_params)
-    return {
-        "LogisticRegression": lambda: LogisticRegression(),
-        "SVC": lambda: SVC(random_state=0),
-        "KNeighbors": lambda: KNeighborsClassifier(),
-        "RandomForest": lambda: RandomForestClassifier(random_state=0),
-        "HistGradientBoosting": lambda: HistGradientBoostingClassifier(random_state=0),
-        "MLPClassifier": lambda: MLPClassifier(random_state=0),
-    }[name]()
+    return PEERS[name][0]()
 
 
-MODELS = [
-    HOPFIELD,
-    "LogisticRegression",
-    "SVC",
-    "KNeighbors",
-    "RandomForest",
-    "HistGradientBoosting",
-    "MLPClassifier",
-]
-
-
-def evaluate(name, hopfield_params, X, y, folds):
+def evaluate(name, hopfield_params, X, y, folds, report=None):
     """Mean test accuracy over the splits, and the total fit+predict seconds."""
-    accs, seconds = [], 0.0
-    for train_idx, test_idx in folds:
-        model = make_model(name, hopfield_params)
-        t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(X[train_idx], y[train_idx])
-        pred = model.predict(X[test_idx])
-        seconds += time.perf_counter() - t0
-        accs.append(float(np.mean(pred == y[test_idx])))
-    return float(np.mean(accs)), seconds
-
-
-def run_dataset(dataset, names, hopfield_params):
-    """Results of every model in ``names`` on one dataset, one thread everywhere."""
     torch.set_num_threads(1)
-    X, y, folds = load_uci(dataset)
-    out = {}
+    accs, seconds = [], 0.0
     with threadpool_limits(1):
-        for m in names:
-            out[m] = evaluate(m, hopfield_params, X, y, folds)
-    return dataset, out
+        for train_idx, test_idx in folds:
+            model = make_model(name, hopfield_params)
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                # only the peers' warnings are silenced: a warning of
+                # HopfieldClassifier's defaults is a defect to see
+                if name != HOPFIELD:
+                    warnings.simplefilter("ignore")
+                model.fit(X[train_idx], y[train_idx])
+                pred = model.predict(X[test_idx])
+            seconds += time.perf_counter() - t0
+            accs.append(float(np.mean(np.asarray(pred).ravel() == y[test_idx])))
+    out = (float(np.mean(accs)), seconds)
+    if report is not None:
+        report.put(out)
+    return out
 
 
-def table(names, acc, secs):
-    """Markdown summary and per-dataset tables."""
-    model_names = list(acc)
+def _child(name, dataset, queue):
+    X, y, folds = load_uci(dataset)
+    evaluate(name, {}, X, y, folds, report=queue)
+
+
+def evaluate_budgeted(name, dataset, budget):
+    """``evaluate`` in a child process, killed after ``budget`` seconds (then ``None``)."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(name, dataset, queue), daemon=True)
+    proc.start()
+    try:
+        return queue.get(timeout=budget)
+    except Exception:
+        return None
+    finally:
+        proc.kill()
+        proc.join()
+
+
+def summary(names, acc, secs, model_names):
+    """Rows of the summary table over ``names`` for ``model_names``, best mean rank first."""
     A = np.array([[acc[m][d] for m in model_names] for d in names])  # (datasets, models)
     ranks = np.array([rankdata(-row) for row in A])
     mean_acc, mean_rank = A.mean(axis=0), ranks.mean(axis=0)
-    total = np.array([sum(secs[m][d] for d in names) for m in model_names])
+    total = np.array([sum(secs[m].get(d, 0.0) for d in names) for m in model_names])
     ref = total[model_names.index("MLPClassifier")] if "MLPClassifier" in model_names else None
-    order = np.argsort(mean_rank, kind="stable")
     lines = [
-        f"{len(names)} UCI datasets, 4 splits each, accuracy on the test splits; "
-        "rank 1 is best (ties averaged); wins count ties.",
-        "",
         "| model | mean accuracy | mean rank | wins | total seconds |"
         + (" time vs MLP |" if ref else ""),
         "|---|---|---|---|---|" + ("---|" if ref else ""),
     ]
-    for j in order:
+    for j in np.argsort(mean_rank, kind="stable"):
         wins = int(np.sum(ranks[:, j] == ranks.min(axis=1)))
-        row = (
-            f"| {model_names[j]} | {mean_acc[j]:.4f} | {mean_rank[j]:.2f} | {wins} | "
-            f"{total[j]:.1f} |"
-        )
+        name = f"**{model_names[j]}**" if model_names[j] == HOPFIELD else model_names[j]
+        row = f"| {name} | {mean_acc[j]:.4f} | {mean_rank[j]:.2f} | {wins} | {total[j]:.1f} |"
         if ref:
             row += f" {total[j] / ref:.2f} |"
         lines.append(row)
+    return lines
+
+
+def table(names, acc, secs, cut):
+    """Markdown summary and per-dataset tables of one half.
+
+    ``cut`` maps a model to the datasets it has no result on (over its time
+    budget, or not run for lack of time): the first summary ranks the models
+    complete on every dataset, the second every model on the datasets all
+    of them finished.
+    """
+    model_names = list(acc)
+    lines = [
+        "Accuracy on the test splits (mean of 4 per dataset); rank 1 is best (ties "
+        "averaged); wins count ties; seconds are fit + predict over all splits.",
+        "",
+    ]
+    missing = {m: sorted(set(ds) & set(names)) for m, ds in cut.items() if set(ds) & set(names)}
+    if missing:
+        # a model with results on fewer than half the sets is shown per dataset only
+        sparse = [m for m, ds in missing.items() if len(ds) > len(names) / 2]
+        ranked = [m for m in model_names if m not in sparse]
+        gaps = set().union(set(), *(set(ds) for m, ds in missing.items() if m not in sparse))
+        full = [d for d in names if d not in gaps]
+        complete = [m for m in model_names if m not in missing]
+        for m, ds in missing.items():
+            lines.append(
+                f"{m} has no result on {len(ds)} of {len(names)} sets (cut by its time "
+                f"budget or not run for lack of time): {', '.join(ds)}."
+            )
+        lines += [
+            "",
+            f"All {len(names)} datasets, the {len(complete)} models with a result on each:",
+            "",
+            *summary(names, acc, secs, complete),
+        ]
+        if full and len(ranked) > len(complete):
+            lines += [
+                "",
+                f"The {len(full)} datasets {', '.join(m for m in ranked if m in missing)} "
+                f"finished, {len(ranked)} models (seconds over these sets):",
+                "",
+                *summary(full, acc, secs, ranked),
+            ]
+        if sparse:
+            lines += [
+                "",
+                f"{', '.join(sparse)}: too few results to rank (fewer than half the sets); "
+                "see the per-dataset table.",
+            ]
+    else:
+        lines += [
+            f"{len(names)} datasets, {len(model_names)} models:",
+            "",
+            *summary(names, acc, secs, model_names),
+        ]
     short = [
         m.replace("Classifier", "")
         .replace("HistGradientBoosting", "HGB")
         .replace("LogisticRegression", "LogReg")
+        .replace("RandomForest", "RF")
+        .replace("KNeighbors", "KNN")
         for m in model_names
     ]
     lines += ["", "| dataset | " + " | ".join(short) + " |", "|---|" + "---|" * len(model_names)]
-    for i, d in enumerate(names):
-        best = A[i].max()
-        cells = [f"**{a:.3f}**" if a == best else f"{a:.3f}" for a in A[i]]
+    for d in names:
+        row = [acc[m].get(d) for m in model_names]
+        best = max(a for a in row if a is not None)
+        cells = ["cut" if a is None else (f"**{a:.3f}**" if a == best else f"{a:.3f}") for a in row]
         lines.append(f"| {d} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+def write_section(half, text):
+    """Replace (or add) the section of ``half`` in the results file, keeping the other."""
+    head = (
+        "# HopfieldClassifier on 50 UCI datasets\n\n"
+        "Written by `python benchmarks/uci.py --half tune` and `--half confirm` "
+        "(one thread per model; peers' figures cached per dataset by version and "
+        "settings). The halves are the seeded draw of `benchmarks/_split.py` "
+        "(`uci_halves()`); defaults are chosen on *tune* only.\n"
+    )
+    sections = {}
+    if RESULTS.exists():
+        parts = RESULTS.read_text().split("\n## ")
+        for part in parts[1:]:
+            title, _, body = part.partition("\n")
+            sections[title.split()[0]] = part
+    sections[half] = f"{half} half\n\n{text}\n"
+    body = "".join("\n## " + sections[h] for h in ("tune", "confirm") if h in sections)
+    RESULTS.write_text(head + body)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--datasets", nargs="*", help="subset of dataset names (default: all)")
-    p.add_argument(
-        "--half",
-        type=int,
-        choices=(0, 1),
-        help="every other dataset, starting at this index (development half)",
-    )
+    p.add_argument("--datasets", nargs="*", help="subset of dataset names")
+    p.add_argument("--half", choices=("tune", "confirm", "all"), default="all")
     p.add_argument("--models", nargs="*", choices=MODELS, help="subset of models")
+    p.add_argument("--hopfield", default="{}", help="JSON dict of HopfieldClassifier parameters")
+    p.add_argument("--refit", action="store_true", help="ignore the peers' cache")
     p.add_argument(
-        "--hopfield",
-        default="{}",
-        help="JSON dict of HopfieldClassifier parameters (default: its defaults)",
+        "--cache-only",
+        action="store_true",
+        help="run no peer: a peer without a cached result on a dataset counts as cut there",
     )
     p.add_argument(
-        "--cached", action="store_true", help="reuse cached peer results, run only the missing ones"
-    )
-    p.add_argument(
-        "--jobs",
-        type=int,
-        default=1,
-        help="datasets run in parallel processes (times then less comparable)",
+        "--realmlp-budget",
+        type=float,
+        default=120.0,
+        help="seconds RealMLP may take for the 4 splits of one dataset",
     )
     p.add_argument("--json", help="also write the raw per-dataset results to this file")
     p.add_argument("--no-write", action="store_true", help=f"do not write {RESULTS}")
     args = p.parse_args(argv)
 
     torch.set_num_threads(1)
-    names = args.datasets or dataset_names()
-    if args.half is not None:
-        names = names[args.half :: 2]
-    chosen = args.models or MODELS
+    split = uci_halves()
+    halves = ("tune", "confirm") if args.half == "all" else (args.half,)
+    names = args.datasets or sorted(sum((split[h] for h in halves), []))
+    unknown = set(names) - set(dataset_names())
+    if unknown:
+        p.error(f"unknown datasets: {sorted(unknown)}")
+    chosen = [m for m in (args.models or MODELS) if available(m)]
+    missing = sorted(set(args.models or MODELS) - set(chosen))
+    if missing:
+        print(f"not installed, left out: {', '.join(missing)}")
     hopfield_params = json.loads(args.hopfield)
-    cache = {}
-    if args.cached and CACHE.exists():
-        cache = json.loads(CACHE.read_text())
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    (CACHE / ".gitignore").write_text("*\n")
+
     acc = {m: {} for m in chosen}
     secs = {m: {} for m in chosen}
-    todo = {}
-    for d in names:
-        need = []
-        for m in chosen:
-            if m != HOPFIELD and args.cached and d in cache.get(m, {}):
-                acc[m][d], secs[m][d] = cache[m][d]
-            else:
-                need.append(m)
-        todo[d] = need
+    cut = {}
     # warm up torch once so the first dataset does not pay for its start-up
-    with threadpool_limits(1):
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         HopfieldClassifier(max_iter=2, random_state=0).fit(np.eye(4), [0, 1, 0, 1])
-
-    def record(d, out):
+    for d in names:
+        X, y, folds = load_uci(d)
         cells = []
         for m in chosen:
-            if m in out:
-                acc[m][d], secs[m][d] = out[m]
-                if m != HOPFIELD:
-                    cache.setdefault(m, {})[d] = list(out[m])
-            cells.append(f"{m[:6]} {acc[m][d]:.3f} ({secs[m][d]:.2f}s)")
+            cached = None if m == HOPFIELD or args.refit else cache_get(m, d)
+            if cached is not None:
+                res = cached
+            elif args.cache_only and m != HOPFIELD:
+                res = [None, 0.0]
+            elif m == REALMLP:
+                res = evaluate_budgeted(m, d, args.realmlp_budget)
+                res = list(res) if res else [None, args.realmlp_budget]
+            else:
+                res = list(evaluate(m, hopfield_params, X, y, folds))
+            if m != HOPFIELD and cached is None and not args.cache_only:
+                cache_put(m, d, res)
+            if res[0] is None:
+                cut.setdefault(m, set()).add(d)
+            else:
+                acc[m][d] = res[0]
+            secs[m][d] = res[1]
+            cells.append(f"{m[:6]} {'cut' if res[0] is None else f'{res[0]:.3f}'} ({res[1]:.1f}s)")
         print(f"{d:32s} " + "  ".join(cells), flush=True)
 
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs) as pool:
-            futures = [pool.submit(run_dataset, d, todo[d], hopfield_params) for d in names]
-            for f in futures:
-                record(*f.result())
-    else:
-        for d in names:
-            record(*run_dataset(d, todo[d], hopfield_params))
-    if any(m != HOPFIELD for m in chosen):
-        CACHE.parent.mkdir(parents=True, exist_ok=True)
-        (CACHE.parent / ".gitignore").write_text("*\n")
-        CACHE.write_text(json.dumps(cache, indent=0))
-    out = table(names, acc, secs)
-    print()
-    print(out)
+    full_models = not args.models and args.hopfield == "{}" and not missing
+    groups = {"chosen datasets": names} if args.datasets else {h: split[h] for h in halves}
+    for h, sub in groups.items():
+        out = table(sub, acc, secs, cut)
+        print(f"\n## {h}\n\n{out}")
+        if full_models and not args.datasets and not args.no_write:
+            write_section(h, out)
+            print(f"\nwrote the {h} section of {RESULTS}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"acc": acc, "secs": secs}))
-    full = not (args.datasets or args.half is not None or args.models or args.hopfield != "{}")
-    if full and not args.no_write and not args.cached and args.jobs == 1:
-        RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.write_text(
-            "# HopfieldClassifier on 50 UCI datasets\n\n"
-            "Written by `python benchmarks/uci.py` (all models in one run, "
-            "one thread each).\n\n" + out + "\n"
-        )
-        print(f"\nwrote {RESULTS}")
+        cut_lists = {m: sorted(ds) for m, ds in cut.items()}
+        Path(args.json).write_text(json.dumps({"acc": acc, "secs": secs, "cut": cut_lists}))
 
 
 if __name__ == "__main__":

@@ -99,16 +99,6 @@ def _retriever_failures(estimator):
     return out
 
 
-def _classifier_failures(estimator):
-    return {
-        "check_sample_weight_equivalence_on_dense_data": (
-            "the stored patterns start as a sample of the training rows, so repeating a "
-            "row changes which rows become prototypes; weights and repetitions give equal "
-            "losses but not equal initial models"
-        ),
-    }
-
-
 def _retriever_variants():
     from skhop import KernelHopfieldRetriever
 
@@ -132,7 +122,6 @@ SPECS = [
         _classifier,
         _iris,
         ("predict_proba", "predict", "decision_function"),
-        expected_failures=_classifier_failures,
     ),
     Spec("HopfieldMILClassifier", _mil, _bags, ("predict_proba", "instance_attention"), bags=True),
     Spec(

@@ -82,7 +82,7 @@ def test_pipeline_gridsearch_and_cv(data):
 
 def test_refit_and_pickle_identical(data):
     X, y = data
-    a, b = fit(X, y, dropout=0.1), fit(X, y, dropout=0.1)
+    a, b = fit(X, y, n_memories=50), fit(X, y, n_memories=50)
     np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
     c = pickle.loads(pickle.dumps(a))
     np.testing.assert_array_equal(a.predict_proba(X), c.predict_proba(X))
@@ -102,13 +102,13 @@ def test_global_rng_untouched(data):
     expected_t, expected_np = torch.rand(3), np.random.rand(3)
     torch.manual_seed(123)
     np.random.seed(123)
-    fit(X, y, random_state=0, dropout=0.2)
+    fit(X, y, random_state=0, n_memories=50)
     np.testing.assert_array_equal(torch.rand(3), expected_t)
     np.testing.assert_array_equal(np.random.rand(3), expected_np)
     # random_state=None draws its seed from numpy's global RNG (as sklearn does),
     # but torch's global RNG is still left alone
     torch.manual_seed(123)
-    fit(X, y, random_state=None, dropout=0.2)
+    fit(X, y, random_state=None, n_memories=50)
     np.testing.assert_array_equal(torch.rand(3), expected_t)
 
 
@@ -250,13 +250,14 @@ def test_embedding_heads_and_similarities(data):
     X, y = data
     for params in [
         dict(hidden_dim=8, n_heads=2),
-        dict(similarity="cosine"),
-        dict(similarity="dot", linear_head=False),
-        dict(n_memories=200),
+        dict(similarity="cosine", beta=8.0),  # cosine scores lie in [-1, 1]
+        dict(similarity="dot"),
+        dict(mlp_dim=16),
+        dict(n_memories=50),  # a sample of 50 stored rows per training step
     ]:
         clf = fit(X, y, max_iter=60, **params)
         assert clf.score(X, y) > 0.8, params
-    assert fit(X, y, n_memories=10).n_memories_ == 10
+        assert clf.n_memories_ == len(X)
 
 
 @pytest.mark.parametrize("warm_start", [False, True])
@@ -284,49 +285,35 @@ def test_interrupted_fit_leaves_estimator_unchanged(data, monkeypatch, warm_star
 
 
 @pytest.mark.parametrize("similarity", ["neg_l2", "cosine", "dot"])
-@pytest.mark.parametrize("hidden_dim, n_heads", [(None, 1), (4, 3)])
-def test_network_matches_core_retrieval(similarity, hidden_dim, n_heads):
-    # each head's fused scores give the retrieval of skhop.nn.functional
-    from skhop._classifier import _PrototypeNet
-    from skhop.nn.functional import hopfield_retrieve
+@pytest.mark.parametrize("n_heads, mlp_size", [(1, None), (3, 6)])
+def test_training_formula_matches_core_retrieval(similarity, n_heads, mlp_size):
+    # the differentiable training path and the chunked retrieval of skhop.nn give
+    # the same probabilities; leaving key i out is the retrieval without row i
+    from skhop.nn import RowHopfieldLayer
 
     torch.manual_seed(0)
-    net = _PrototypeNet(
-        5,
-        3,
-        7,
-        n_heads=n_heads,
-        hidden_dim=hidden_dim,
-        beta=0.7,
-        similarity=similarity,
-        linear_head=False,
+    net = RowHopfieldLayer(
+        5, 9, 3, 4, num_heads=n_heads, mlp_size=mlp_size, beta=0.7, similarity=similarity
     ).double()
-    with torch.no_grad():
-        net.stored.normal_()
-        net.targets.normal_()
-        net.log_beta.copy_(torch.randn(n_heads))
+    rows, labels = torch.randn(9, 5, dtype=torch.float64), torch.arange(9) % 3
+    mass = torch.rand(9, dtype=torch.float64) + 0.5
+    net.store_(rows, labels, mass)
     x = torch.randn(11, 5, dtype=torch.float64)
-    mask = torch.rand(11, n_heads, 7) < 0.3
-    mask[..., 0] = False  # every row keeps a memory
     with torch.no_grad():
-        out = net(x, mask)
-        for h in range(n_heads):
-            expected = hopfield_retrieve(
-                net.embed(x),
-                net.embed(net.stored[h]),
-                net.targets[h],
-                beta=net.log_beta[h].exp(),
-                similarity=similarity,
-                mask=mask[:, h],
-            )
-            np.testing.assert_allclose(out[:, h].numpy(), expected.numpy(), rtol=1e-10, atol=1e-12)
-        # an additive mask (0 or -inf, as fit builds it) is the same as the bool mask
-        additive = torch.zeros(mask.shape, dtype=torch.float64).masked_fill(mask, -np.inf)
-        torch.testing.assert_close(net(x, additive), out, rtol=0, atol=0)
-        # the estimator's probabilities are the heads' mean probabilities
-        np.testing.assert_allclose(
-            net.log_proba(x).exp().numpy(), net(x).softmax(-1).mean(1).numpy(), rtol=1e-10
+        keys = net.embed(rows)
+        direct = net.log_proba_from(net.embed(x), keys, labels, mass.log())
+        for chunk in (None, 2):
+            torch.testing.assert_close(net.log_proba(x, chunk_size=chunk), direct)
+        left_out = net.log_proba_from(
+            keys, keys, labels, mass.log(), diagonal=torch.full((9,), -np.inf)
         )
+        for i in range(9):
+            keep = torch.arange(9) != i
+            alone = net.log_proba_from(
+                keys[:, i : i + 1], keys[:, keep], labels[keep], mass[keep].log()
+            )
+            torch.testing.assert_close(left_out[i : i + 1], alone)
+    np.testing.assert_allclose(direct.exp().sum(-1).numpy(), 1.0)
 
 
 def test_fitted_network_is_rebuildable(data):
@@ -336,7 +323,7 @@ def test_fitted_network_is_rebuildable(data):
     clf = fit(X, y, hidden_dim=4, n_heads=2)
     assert isinstance(clf.module_, Rebuildable)
     rebuilt = module_from_state(module_to_state(clf.module_))
-    x = torch.as_tensor(X[:5], dtype=torch.float32)
+    x = torch.as_tensor(X[:5], dtype=clf.module_.stored.dtype)
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(x), clf.module_(x))
     assert not any(isinstance(v, torch.optim.Optimizer) for v in vars(clf).values())
@@ -351,16 +338,108 @@ def test_skops_round_trip(data):
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
 
 
-def test_memories_at_least_one_per_class(data):
+def test_zero_weight_rows_are_not_stored(data):
     X, y = data
-    clf = fit(X, y, n_memories=2)
-    assert clf.n_memories_ == 3
+    w = np.ones(len(y))
+    w[:30] = 0
+    clf = HopfieldClassifier(max_iter=5, random_state=0).fit(X, y, sample_weight=w)
+    assert clf.n_memories_ == len(y) - 30
+    dropped = HopfieldClassifier(max_iter=5, random_state=0).fit(X[30:], y[30:])
+    np.testing.assert_allclose(clf.predict_proba(X), dropped.predict_proba(X), rtol=1e-6)
 
 
-def test_heads_start_from_different_rows(data):
+def test_heads_differ(data):
     X, y = data
-    clf = fit(X, y, n_heads=3, n_memories=10, max_iter=1)
-    stored = clf.module_.stored.detach()
-    assert stored.shape == (3, 10, X.shape[1])
-    assert not torch.equal(stored[0], stored[1])
+    clf = fit(X, y, n_heads=3, max_iter=1)
+    emb = clf.module_.embed(torch.as_tensor(X[:5], dtype=clf.module_.stored.dtype)).detach()
+    assert emb.shape[0] == 3
+    assert not torch.equal(emb[0], emb[1])
     assert clf.predict_proba(X).shape == (len(X), 3)
+
+
+def test_default_fit_emits_no_warning(data):
+    X, y = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        HopfieldClassifier(random_state=0).fit(X, y)
+
+
+def test_weights_equal_repetitions(data):
+    # a row of weight k is k copies of it: same model, up to float rounding, when
+    # every step sees all rows (mini-batches then differ only by their draw)
+    X, y = data
+    rng = np.random.default_rng(0)
+    w = rng.integers(0, 4, size=len(y))
+    params = dict(max_iter=20, batch_size=1000, random_state=0)
+    weighted = HopfieldClassifier(**params).fit(X, y, sample_weight=w)
+    repeated = HopfieldClassifier(**params).fit(np.repeat(X, w, axis=0), np.repeat(y, w))
+    np.testing.assert_allclose(
+        weighted.predict_proba(X), repeated.predict_proba(X), rtol=1e-4, atol=1e-5
+    )
+
+
+def test_float64_default_dtype_does_not_break_fit(data):
+    X, y = data
+    expected = fit(X, y, max_iter=3, hidden_dim=512).predict_proba(X)  # a float32 fit
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        clf = fit(X, y, max_iter=3, hidden_dim=512)
+        proba = clf.predict_proba(X)
+    finally:
+        torch.set_default_dtype(before)
+    assert clf.module_.stored.dtype == torch.float32
+    # the same model: only AdamW's step counter follows the default dtype
+    np.testing.assert_allclose(proba, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_prediction_of_a_row_does_not_depend_on_its_batch(data):
+    # the documented guarantee: equal up to float64 rounding
+    X, y = data
+    clf = fit(X, y)
+    together = clf.predict_proba(X)
+    alone = np.vstack([clf.predict_proba(X[i : i + 1]) for i in range(0, len(X), 17)])
+    np.testing.assert_allclose(together[::17], alone, rtol=1e-12, atol=1e-15)
+
+
+def test_refit_is_published_in_one_step(data, monkeypatch):
+    # a reader during a refit sees the old fitted attributes or the new ones, never a mix
+    import skhop._classifier as mod
+
+    X, y = data
+    clf = fit(X, y, max_iter=3)
+    old = dict(vars(clf))
+    seen = []
+
+    real_train = mod.train
+
+    def spy(*args, **kwargs):
+        seen.append({k: vars(clf).get(k) for k in mod._FITTED})
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(mod, "train", spy)
+    X2 = np.hstack([X, X[:, :1]])  # new feature count and new classes
+    clf.fit(X2, np.where(y == 2, 1, y))
+    assert all(seen[0][k] is old.get(k) for k in mod._FITTED)
+    assert clf.n_features_in_ == X2.shape[1] and len(clf.classes_) == 2
+
+
+def test_dataframe_categorical_columns_are_one_hot_encoded():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    colour = rng.choice(["red", "green", "blue"], size=90)
+    size = rng.normal(size=90)
+    y = (colour == "red").astype(int)  # the label is in the categorical column only
+    X = pd.DataFrame(
+        {"size": size, "colour": pd.Categorical(colour), "kind": colour.astype(object)}
+    )
+    clf = fit(X, y, max_iter=40)
+    assert clf.n_features_in_ == 3
+    assert list(clf.feature_names_in_) == ["size", "colour", "kind"]
+    assert sorted(clf.categories_) == [1, 2]
+    assert clf.score(X, y) == 1.0
+    unseen = X.iloc[:2].copy()
+    unseen["kind"] = ["violet", None]  # unseen and missing categories: all-zero one-hot
+    assert np.isfinite(clf.predict_proba(unseen)).all()
+    with pytest.raises(ValueError, match="categorical"):
+        clf.predict(X.to_numpy()[:, [0]].astype(float).repeat(3, axis=1))

@@ -6,6 +6,7 @@ skorch users as well as the skhop estimators.
 
 from . import functional
 from ._mil import MILNet
+from ._rows import RowHopfieldLayer
 from ._separation import separate
 from .functional import hopfield_energy, hopfield_partial, hopfield_retrieve, merge_partials
 from .modules import Hopfield, HopfieldLayer, HopfieldPooling
@@ -21,4 +22,5 @@ __all__ = [
     "HopfieldPooling",
     "HopfieldLayer",
     "MILNet",
+    "RowHopfieldLayer",
 ]

@@ -1,0 +1,273 @@
+"""A Hopfield layer whose stored patterns are data rows and whose targets are their labels.
+
+The "store raw input data" use of Ramsauer et al. (2020): the training rows,
+embedded by a learned map, are the stored patterns; their one-hot labels are
+what a retrieval reads out, so the output is a soft vote of the training
+rows a query retrieves. Trained with each row left out of its own retrieval,
+this is the neighbourhood-component design of ModernNCA (Ye et al., 2024)
+and the retrieval part of TabR (Gorishniy et al., 2023).
+"""
+
+import math
+
+import torch
+from torch import nn
+
+from .functional import hopfield_retrieve, similarity_scores
+from .modules import HopfieldLayer
+
+__all__ = ["RowHopfieldLayer"]
+
+
+class RowHopfieldLayer(HopfieldLayer):
+    """:class:`HopfieldLayer` whose stored patterns are data rows and targets their classes.
+
+    ``P_h(c | x) = sum_j m_j [y_j = c] exp(beta_h sim(W_h x_j, W_h x)) /
+    sum_j m_j exp(beta_h sim(W_h x_j, W_h x))`` over the stored rows ``x_j``
+    with labels ``y_j`` and non-negative masses ``m_j`` (sample weights): a
+    retrieval in the embedding of head ``h`` whose read-out is the label.
+    The embedding ``W`` (a linear map, optionally after a ReLU hidden layer)
+    and ``beta`` are learned; the stored rows are buffers set by
+    :meth:`store_`. The heads' probabilities are averaged, floored at
+    ``floor / n_classes`` so that no class has probability zero.
+
+    Parameters
+    ----------
+    input_size : int
+        Number of features of a row.
+    num_memories : int
+        Number of stored rows.
+    n_classes : int
+        Number of classes.
+    hidden_size : int, default=64
+        Embedding size of each head.
+    num_heads : int, default=1
+        Independent embeddings (heads) whose probabilities are averaged.
+    mlp_size : int or None, default=None
+        Width of a ReLU hidden layer before the heads' linear maps; ``None``
+        for a linear embedding.
+    beta : float, optional
+        Initial inverse temperature; ``1 / sqrt(hidden_size)`` by default.
+    learn_beta : bool, default=True
+    similarity : {"neg_l2", "cosine", "dot"}, default="neg_l2"
+    floor : float, default=1e-3
+        Share of the probability spread uniformly over the classes.
+    dtype : {"float32", "float64"}, default="float32"
+        Dtype of every parameter and buffer, whatever torch's default dtype.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skhop.nn import RowHopfieldLayer
+    >>> layer = RowHopfieldLayer(input_size=4, num_memories=10, n_classes=3)
+    >>> layer = layer.store_(torch.randn(10, 4), torch.arange(10) % 3)
+    >>> layer.log_proba(torch.randn(5, 4)).exp().sum(-1)
+    tensor([1.0000, 1.0000, 1.0000, 1.0000, 1.0000], grad_fn=<SumBackward1>)
+    """
+
+    def __init__(
+        self,
+        input_size,
+        num_memories,
+        n_classes,
+        hidden_size=64,
+        *,
+        num_heads=1,
+        mlp_size=None,
+        beta=None,
+        learn_beta=True,
+        similarity="neg_l2",
+        floor=1e-3,
+        dtype="float32",
+    ):
+        first = input_size if mlp_size is None else mlp_size
+        # the parent's own draws (its projection and patterns, replaced below) are made
+        # off the caller's RNG: their count depends on torch's default dtype
+        with torch.random.fork_rng(devices=[]):
+            super().__init__(
+                first,
+                1,  # one learned pattern, replaced below by the stored rows
+                output_size=n_classes,
+                hidden_size=hidden_size * num_heads,
+                num_heads=num_heads,
+                beta=1.0 / math.sqrt(hidden_size) if beta is None else beta,
+                learn_beta=learn_beta,
+                similarity=similarity,
+            )
+        if not 0.0 <= floor < 1.0:
+            raise ValueError(f"floor must be in [0, 1), got {floor!r}.")
+        self.input_size, self.n_classes, self.floor = input_size, n_classes, float(floor)
+        self.num_memories = num_memories
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}.")
+        # every tensor in an explicit dtype: the caller's default dtype is not used
+        dtype = getattr(torch, dtype)
+        self.proj = nn.Linear(first, hidden_size * num_heads, dtype=dtype)
+        log_beta = self.core.log_beta.detach().to(dtype)
+        del self.core.log_beta
+        if learn_beta:
+            self.core.log_beta = nn.Parameter(log_beta)
+        else:
+            self.core.register_buffer("log_beta", log_beta)
+        # the stored rows and their labels are data, not parameters
+        del self.stored, self.targets
+        self.register_buffer("stored", torch.zeros(num_memories, input_size, dtype=dtype))
+        self.register_buffer("labels", torch.zeros(num_memories, dtype=torch.long))
+        self.register_buffer("mass", torch.ones(num_memories, dtype=dtype))
+        self.hidden = (
+            nn.Identity()
+            if mlp_size is None
+            else nn.Sequential(nn.Linear(input_size, mlp_size, dtype=dtype), nn.ReLU())
+        )
+
+    @torch.no_grad()
+    def store_(self, rows, labels, mass=None):
+        """Set the stored rows, their labels and their masses.
+
+        Parameters
+        ----------
+        rows : Tensor of shape (num_memories, input_size)
+        labels : LongTensor of shape (num_memories,)
+            Class indices in ``[0, n_classes)``.
+        mass : Tensor of shape (num_memories,), optional
+            Positive weight of each row; 1 by default.
+
+        Returns
+        -------
+        self : RowHopfieldLayer
+        """
+        if tuple(rows.shape) != tuple(self.stored.shape):
+            raise ValueError(
+                f"rows must have shape {tuple(self.stored.shape)}, got {tuple(rows.shape)}."
+            )
+        self.stored.copy_(rows)
+        self.labels.copy_(labels)
+        self.mass.copy_(torch.ones_like(self.mass) if mass is None else mass)
+        return self
+
+    def embed(self, x):
+        """Embed rows in every head.
+
+        Parameters
+        ----------
+        x : Tensor of shape (n, input_size)
+
+        Returns
+        -------
+        embedded : Tensor of shape (num_heads, n, hidden_size)
+        """
+        return self.core._split(self.proj(self.hidden(x)))
+
+    def _floored(self, log_p):
+        """``log((1 - floor) p + floor / n_classes)``, the heads' probabilities averaged."""
+        if self.floor > 0:
+            log_p = torch.logaddexp(
+                log_p + math.log1p(-self.floor),
+                torch.full_like(log_p, math.log(self.floor / self.n_classes)),
+            )
+        return torch.logsumexp(log_p, dim=0) - math.log(log_p.shape[0])
+
+    def scores(self, query, keys, log_mass):
+        """``beta * sim(key, query) + log(mass)``, up to a per-query constant.
+
+        For ``"neg_l2"``, ``-|q - k|^2 / 2 = q.k - |k|^2 / 2 - |q|^2 / 2`` and the
+        last term is the same for every key, so the softmax over keys does not
+        see it: one matrix product with a per-key bias gives the scores.
+
+        Parameters
+        ----------
+        query : Tensor of shape (num_heads, n, hidden_size)
+        keys : Tensor of shape (num_heads, m, hidden_size)
+        log_mass : Tensor of shape (m,)
+
+        Returns
+        -------
+        scores : Tensor of shape (num_heads, n, m)
+        """
+        beta = self.core.beta
+        if self.core.similarity == "neg_l2":
+            bias = (log_mass - 0.5 * beta * (keys * keys).sum(-1)).unsqueeze(-2)
+            return torch.baddbmm(bias, query * beta, keys.mT)
+        return beta * similarity_scores(query, keys, self.core.similarity) + log_mass
+
+    def log_proba_from(self, query, keys, labels, log_mass, mask=None, diagonal=None):
+        """Class log-probabilities of embedded queries given embedded keys, differentiable.
+
+        Parameters
+        ----------
+        query : Tensor of shape (num_heads, n, hidden_size)
+        keys : Tensor of shape (num_heads, m, hidden_size)
+        labels : LongTensor of shape (m,)
+        log_mass : Tensor of shape (m,)
+            Log of each key's mass (``-inf`` drops a key).
+        mask : Tensor of shape (n, m), optional
+            Added to the scores, e.g. the log of the share of a key's mass a
+            query sees (``-inf`` leaves a row out of its own retrieval).
+        diagonal : Tensor of shape (n,), optional
+            Added to the score of query ``i`` for key ``i`` (queries that are
+            the first ``n`` keys): the cheap form of a mask on the diagonal.
+
+        Returns
+        -------
+        log_proba : Tensor of shape (n, n_classes)
+        """
+        scores = self.scores(query, keys, log_mass)
+        if mask is not None:
+            scores = scores + mask
+        if diagonal is not None:
+            scores.diagonal(dim1=-2, dim2=-1).add_(diagonal)
+        top = scores.amax(dim=-1, keepdim=True).clamp_min(torch.finfo(scores.dtype).min).detach()
+        weights = (scores - top).exp()  # (heads, n, m)
+        onehot = nn.functional.one_hot(labels, self.n_classes).to(weights.dtype)
+        per_class = weights @ onehot  # (heads, n, classes)
+        tiny = torch.finfo(per_class.dtype).tiny  # log(0) would make the gradient NaN
+        log_p = per_class.clamp_min(tiny).log() - per_class.sum(-1, keepdim=True).log()
+        return self._floored(log_p)
+
+    def log_proba(self, x, chunk_size=None):
+        """Class log-probabilities of rows against every stored row.
+
+        An exact retrieval by :func:`~skhop.nn.functional.hopfield_retrieve`,
+        streamed over the stored rows in chunks of ``chunk_size`` (automatic
+        when ``None``), so memory stays bounded for any number of stored rows.
+
+        Parameters
+        ----------
+        x : Tensor of shape (n, input_size)
+        chunk_size : int, optional
+            Stored rows per chunk of the retrieval.
+
+        Returns
+        -------
+        log_proba : Tensor of shape (n, n_classes)
+        """
+        q = self.embed(x)
+        k = self.embed(self.stored)
+        mass = self.mass.to(q.dtype)
+        # a key's mass multiplies its value: the read-out of [m_j onehot_j, m_j]
+        # divided by its last entry is the mass-weighted retrieval
+        onehot = nn.functional.one_hot(self.labels, self.n_classes).to(q.dtype)
+        values = torch.cat([onehot * mass[:, None], mass[:, None]], dim=1)
+        out = hopfield_retrieve(
+            q,
+            k,
+            values,
+            beta=self.core.beta.to(q.dtype),
+            similarity=self.core.similarity,
+            chunk_size=chunk_size,
+        )  # (heads, n, classes + 1)
+        log_p = out[..., :-1].clamp_min(0).log() - out[..., -1:].log()
+        return self._floored(log_p)
+
+    def forward(self, input):
+        """Class log-probabilities of ``input``; see :meth:`log_proba`.
+
+        Parameters
+        ----------
+        input : Tensor of shape (n, input_size)
+
+        Returns
+        -------
+        log_proba : Tensor of shape (n, n_classes)
+        """
+        return self.log_proba(input)
