@@ -470,7 +470,7 @@ class HopfieldClassifier(
                 torch.ones(len(val_idx), dtype=module.stored.dtype, device=device),
             )
         batch = min(n, int(self.batch_size))
-        result, _ = train(
+        result = train(
             module,
             batch_loss,
             tensors,

@@ -11,16 +11,13 @@ import torch
 
 from .nn import masked
 from .nn._optim import AdamW
-
-# Score blocks of at most this many elements (rows x memories) when
-# ``chunk_size`` is None: 4 Mi float32 = 16 MiB per block.
-BLOCK_ELEMENTS = 1 << 22
+from .nn.functional import AUTO_CHUNK_ELEMENTS
 
 
 def block_rows(n_memories, chunk_size):
     if chunk_size is not None:
         return chunk_size
-    return max(1, BLOCK_ELEMENTS // max(n_memories, 1))
+    return max(1, AUTO_CHUNK_ELEMENTS // max(n_memories, 1))
 
 
 # beta = a / (median |score|) for a on this grid when beta="auto"
@@ -87,7 +84,7 @@ def _learn_weights(
         )
 
     with torch.enable_grad():
-        result, _ = train(
+        result = train(
             net,
             batch_loss,
             (eligible,),

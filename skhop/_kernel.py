@@ -139,7 +139,7 @@ def fit_feature_map(
         def batch_loss(module, x):
             return separation_loss_value(module(x), separation_loss, tau)
 
-        result, _ = train(
+        result = train(
             fmap,
             batch_loss,
             (memories,),

@@ -438,7 +438,7 @@ class HopfieldMILClassifier(
                 loss = F.nll_loss(net([bag_t[i] for i in iv.tolist()]), yv, reduction="none")
                 return -(loss * wv).sum() / wv.sum()
 
-            result, _ = train(
+            result = train(
                 module,
                 batch_loss,
                 tensors,

@@ -29,9 +29,7 @@ class TrainResult:
 
 
 def resolve_batch_size(batch_size, n_samples):
-    """``"auto"`` -> min(200, n), an int -> clipped to n (full batch when >= n)."""
-    if batch_size == "auto":
-        return min(200, n_samples)
+    """``batch_size`` clipped to ``[1, n_samples]`` (full batch when >= n)."""
     return max(1, min(int(batch_size), n_samples))
 
 
@@ -83,7 +81,7 @@ def train(
         device of ``module``.
     max_iter : int
         Maximum number of epochs.
-    batch_size : int or "auto"
+    batch_size : int
     learning_rate, weight_decay : float
         For AdamW.
     tol : float
@@ -106,7 +104,6 @@ def train(
     Returns
     -------
     result : TrainResult
-    optimizer : torch.optim.Optimizer
     """
     n = tensors[0].shape[0]
     bs = resolve_batch_size(batch_size, n)
@@ -183,4 +180,4 @@ def train(
         module.load_state_dict(best_state)
         result.best_validation_score = best_score
     module.eval()
-    return result, optimizer
+    return result

@@ -35,6 +35,7 @@ from scipy.special import fdtri
 from torch import nn
 
 from ._rebuild import Rebuildable
+from .functional import AUTO_CHUNK_ELEMENTS
 
 __all__ = [
     "FeatureMap",
@@ -56,7 +57,6 @@ SEPARATION_LOSSES = ("lse", "uniformity", "min_sep")
 AUTO_BETA_EPS = 1e-3
 # largest beta * (score range) auto_beta returns, so beta stays finite for duplicates
 AUTO_BETA_MAX_LOGIT = 1e4
-_BLOCK_ELEMENTS = 1 << 22
 _EPS = 1e-12
 # ``scale_threshold``: the level of the test of the noise model against the scaled
 # model; a query the noise model explains goes to the scaled one with probability
@@ -176,9 +176,9 @@ def nearest_rival(features, similarity, *, max_rows=4096, chunk_size=None):
         x = x / x.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
     anchors = _anchor_rows(M, max_rows, x.device)
     a_idx = torch.arange(M, device=x.device) if anchors is None else anchors
-    # blocks of (anchor rows) x (memory columns), at most _BLOCK_ELEMENTS scores each
+    # blocks of (anchor rows) x (memory columns), at most AUTO_CHUNK_ELEMENTS scores each
     a_block = min(a_idx.shape[0], 1024)
-    c_block = chunk_size or max(1, _BLOCK_ELEMENTS // max(a_block, 1))
+    c_block = chunk_size or max(1, AUTO_CHUNK_ELEMENTS // max(a_block, 1))
     xx = (x * x).sum(-1)
     self_scores, rivals = [], []
     for start in range(0, a_idx.shape[0], a_block):
@@ -352,7 +352,7 @@ def scale_statistic(query, keys, *, observed=None, exclude=None, block_size=None
     if observed is None:
         half_kk = 0.5 * (keys * keys).sum(-1).unsqueeze(-2)  # (..., 1, M)
         inv = (2.0 * half_kk).clamp_min(tiny).rsqrt()
-    block = block_size or max(256, _BLOCK_ELEMENTS // max(L, 1))
+    block = block_size or max(256, AUTO_CHUNK_ELEMENTS // max(L, 1))
     # running best of <q, m> - |m|^2 / 2 = (|q|^2 - |q - m|^2) / 2 and of <q, m> / |m|
     best_noise = best_scaled = None
     for start in range(0, M, block):
