@@ -26,7 +26,7 @@ from ._base import (
     torch_threads,
     validate_data,
 )
-from ._supervised import NeuralClassifierMixin
+from ._supervised import TRAINING_CONSTRAINTS, NeuralClassifierMixin
 from ._training import train
 from .nn import RowHopfieldLayer
 
@@ -231,20 +231,7 @@ class HopfieldClassifier(
         "hidden_dim": [Interval(numbers.Integral, 1, None, closed="left")],
         "mlp_dim": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "label_smoothing": [Interval(numbers.Real, 0, 1, closed="left")],
-        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
-        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
-        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
-        "tol": [Interval(numbers.Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
-        "class_weight": [dict, StrOptions({"balanced"}), None],
-        "warm_start": ["boolean"],
-        "device": [str, torch.device],
-        "n_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
-        "verbose": ["verbose"],
-        "random_state": ["random_state"],
+        **TRAINING_CONSTRAINTS,
     }
 
     def __init__(

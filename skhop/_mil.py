@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ._base import (
@@ -26,7 +26,7 @@ from ._base import (
     seeded,
     torch_threads,
 )
-from ._supervised import NeuralClassifierMixin
+from ._supervised import TRAINING_CONSTRAINTS, NeuralClassifierMixin
 from ._training import train
 from .nn._mil import POOLINGS, MILNet, drop_instances
 from .utils import check_bags
@@ -247,20 +247,7 @@ class HopfieldMILClassifier(
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "attention_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "bag_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
-        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
-        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
-        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
-        "tol": [Interval(numbers.Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
-        "class_weight": [dict, StrOptions({"balanced"}), None],
-        "warm_start": ["boolean"],
-        "device": [str, torch.device],
-        "n_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
-        "verbose": ["verbose"],
-        "random_state": ["random_state"],
+        **TRAINING_CONSTRAINTS,
     }
 
     def __init__(

@@ -5,17 +5,39 @@ of instances); the label handling, weights, validation split, fitted
 attributes and the probability methods are the same and live here.
 """
 
+import numbers
 import warnings
 
 import numpy as np
+import torch
 from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight
 
 from ._training import split_validation
 from .nn._checks import show
+
+# The parameters of the shared training schedule, weights and runtime: one
+# declaration for every neural classifier.
+TRAINING_CONSTRAINTS = {
+    "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+    "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
+    "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+    "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+    "tol": [Interval(numbers.Real, 0, None, closed="left")],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+    "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+    "class_weight": [dict, StrOptions({"balanced"}), None],
+    "warm_start": ["boolean"],
+    "device": [str, torch.device],
+    "n_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
+    "verbose": ["verbose"],
+    "random_state": ["random_state"],
+}
 
 
 class NeuralClassifierMixin:
