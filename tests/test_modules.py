@@ -205,7 +205,7 @@ def test_modules_rebuild_from_plain_state():
 def test_rebuild_refuses_foreign_classes():
     from skhop.nn._rebuild import module_from_state
 
-    with pytest.raises(ValueError, match="not a skhop class"):
+    with pytest.raises(ValueError, match="not a skhop.nn class"):
         module_from_state(
             {
                 "__skhop_module__": "os:system",

@@ -639,3 +639,28 @@ def test_bools_are_refused_for_integer_parameters(spec):
     for name in names:
         with pytest.raises(ValueError, match=rf"'{name}' parameter .* must be an int, got True"):
             spec.make().set_params(**{name: True}).fit(*args)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
+def test_the_callers_float64_default_dtype_changes_nothing(spec):
+    args, query = spec.data()
+    plain = outputs(spec.make().fit(*args), spec, query)
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        est = spec.make().fit(*args)
+        inside = outputs(est, spec, query)
+        loaded = outputs(copy.deepcopy(est), spec, query)
+    finally:
+        torch.set_default_dtype(before)
+    for a, b, c in zip(inside, plain, loaded, strict=True):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(c, b)
+
+
+def test_unpickling_builds_skhop_nn_classes_only():
+    from skhop.nn._rebuild import module_from_state
+
+    for path in ("skhop._classifier:HopfieldClassifier", "os:system", "torch.nn:Linear"):
+        with pytest.raises(ValueError, match="not a skhop.nn class"):
+            module_from_state({"__skhop_module__": path, "args": [], "kwargs": {}, "state": {}})

@@ -66,7 +66,7 @@ def _is_plain(value):
 
 
 def module_from_state(state):
-    """Rebuild a module described by :func:`module_to_state` (skhop classes only).
+    """Rebuild a module described by :func:`module_to_state` (``skhop.nn`` classes only).
 
     Nothing is allocated before the description is checked: the constructor
     arguments must be plain values, and the module they describe, built
@@ -78,8 +78,8 @@ def module_from_state(state):
         raise ValueError("not a stored skhop module: the class path is missing.")
     path = state[_MARKER]
     mod_name, _, qualname = path.partition(":")
-    if not (mod_name == "skhop" or mod_name.startswith("skhop.")):
-        raise ValueError(f"refusing to rebuild a module of class {path!r}: not a skhop class.")
+    if not (mod_name == "skhop.nn" or mod_name.startswith("skhop.nn.")):
+        raise ValueError(f"refusing to rebuild a module of class {path!r}: not a skhop.nn class.")
     obj = importlib.import_module(mod_name)
     for part in qualname.split("."):
         obj = getattr(obj, part, None)

@@ -423,8 +423,8 @@ class MetricNet(nn.Module):
 
     def __init__(self, n_features, log_beta):
         super().__init__()
-        self.log_weights = nn.Parameter(torch.zeros(n_features))
-        self.log_beta = nn.Parameter(torch.tensor(float(log_beta)))
+        self.log_weights = nn.Parameter(torch.zeros(n_features, dtype=torch.float32))
+        self.log_beta = nn.Parameter(torch.tensor(float(log_beta), dtype=torch.float32))
 
 
 def hidden_entry_loss(module, x, observed, complete, similarity, separation, top_k, rows, col):

@@ -264,7 +264,9 @@ class HopfieldMemory:
             bank = self._bank(device)
             for rows, Q_t, partial in self._blocks(Q, device):
                 F, groups, idx = self._route(bank, Q_t, partial, cfg)
-                block = torch.empty((Q_t.shape[0], bank.values.shape[1]), device=device)
+                block = torch.empty(
+                    (Q_t.shape[0], bank.values.shape[1]), dtype=bank.values.dtype, device=device
+                )
                 for sub, sim in groups:
                     if partial:
                         kwargs = self._kwargs(sim, cfg)

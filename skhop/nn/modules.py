@@ -44,7 +44,8 @@ class _HopfieldCore(nn.Module):
         beta = positive_number("beta", beta, allow_none=True)
         if beta is None:
             beta = 1.0 / math.sqrt(head_dim)
-        log_beta = torch.tensor(math.log(beta))
+        # float32 whatever the default dtype, so a model does not depend on the caller's
+        log_beta = torch.tensor(math.log(beta), dtype=torch.float32)
         if learn_beta:
             self.log_beta = nn.Parameter(log_beta)
         else:
