@@ -177,13 +177,7 @@ class HopfieldMemory:
                 )
             stat = torch.cat(parts)
         n = F.shape[-1] if observed is None else observed.sum(-1)
-        scaled = stat > scale_threshold(n).to(stat)
-        rows = torch.arange(F.shape[0], device=F.device)
-        return [
-            (rows[sel], sim)
-            for sel, sim in ((~scaled, "neg_l2"), (scaled, "cosine"))
-            if bool(sel.any())
-        ]
+        return _route_groups(stat, n)
 
     def _route(self, bank, Q_t, partial, cfg):
         """(compared rows, groups, candidates) of one block of complete or partial queries."""
@@ -383,13 +377,7 @@ class HopfieldMemory:
         qq = (F * F).sum(-1)
         n = F.new_tensor(float(F.shape[-1])) if observed is None else observed.sum(-1)
         stat = likelihood_ratio(qq, best["neg_l2"][0][:, 0], best["cosine"][0][:, 0], n)
-        scaled = stat > scale_threshold(n).to(stat)
-        rows = torch.arange(F.shape[0], device=F.device)
-        return [
-            (rows[sel], sim)
-            for sel, sim in ((~scaled, "neg_l2"), (scaled, "cosine"))
-            if bool(sel.any())
-        ]
+        return _route_groups(stat, n)
 
     def _distance(self, v, sim, F, observed):
         """Distances from the ranking scores ``v`` of :meth:`_ranking` (see :meth:`kneighbors`)."""
@@ -458,3 +446,14 @@ class HopfieldMemory:
                     similarity=sim,
                 )
         return e.cpu().numpy().astype(np.float64)
+
+
+def _route_groups(stat, n):
+    """``[(rows, similarity)]``: the rows whose statistic passes the threshold go to cosine."""
+    scaled = stat > scale_threshold(n).to(stat)
+    rows = torch.arange(stat.shape[0], device=stat.device)
+    return [
+        (rows[sel], sim)
+        for sel, sim in ((~scaled, "neg_l2"), (scaled, "cosine"))
+        if bool(sel.any())
+    ]
