@@ -486,14 +486,13 @@ class HopfieldClassifier(
         categories = state["categories_"]
         X = _codes(X, categories)
         X = _one_hot(validate_data(self, X, dtype=np.float64, reset=False), categories)
-        Z = torch.from_numpy((X - center) / scale)
         net = copy.deepcopy(module).double().eval()
         out = np.empty((X.shape[0], len(self.classes_)))
         with torch_threads(self.n_threads), torch.no_grad():
+            # scaled block by block: no scaled copy of the whole input
             for s in range(0, X.shape[0], _PREDICT_CHUNK):
-                out[s : s + _PREDICT_CHUNK] = net.log_proba(
-                    Z[s : s + _PREDICT_CHUNK], chunk_size=_PREDICT_CHUNK
-                ).numpy()
+                Z = torch.from_numpy((X[s : s + _PREDICT_CHUNK] - center) / scale)
+                out[s : s + _PREDICT_CHUNK] = net.log_proba(Z, chunk_size=_PREDICT_CHUNK).numpy()
         return out
 
 
