@@ -387,7 +387,7 @@ class HopfieldMILClassifier(
         train_idx, val_idx = self._validation_split(y_enc, rng, unit="bags")
         n_features = bags[0].shape[1]
 
-        with torch_threads(self.n_threads), seeded(seed, device), torch.enable_grad():
+        with torch_threads(self.n_threads), seeded(seed, device):
             if warm:  # a copy, so an interrupted fit leaves the fitted module as it was
                 module = copy.deepcopy(self.module_)
             else:

@@ -13,13 +13,9 @@ import importlib
 
 __all__ = ["trusted_types"]
 
-# The classes a saved skhop model may contain, by where they live: the public
-# estimators and the plain holders of their fitted state (arrays and numbers).
-_TRUSTED = {
-    "HopfieldClassifier": "skhop._classifier",
-    "HopfieldMILClassifier": "skhop._mil",
-    "KernelHopfieldRetriever": "skhop._retriever",
-    "HopfieldImputer": "skhop._imputer",
+# Beside the public estimators, the classes a saved skhop model may contain:
+# the bag scaler and the plain holders of fitted state (arrays and numbers).
+_ALSO_TRUSTED = {
     "BagStandardScaler": "skhop.preprocessing",
     "HopfieldMemory": "skhop.nn.memory",
 }
@@ -48,8 +44,8 @@ def trusted_types():
         import skops.io as sio
         model = sio.load("model.skops", trusted=trusted_types())
     """
-    out = []
-    for name, module in _TRUSTED.items():
-        cls = getattr(importlib.import_module(module), name)
-        out.append(f"{cls.__module__}.{cls.__qualname__}")
-    return out
+    import skhop
+
+    classes = [getattr(skhop, name) for name in skhop._ESTIMATORS]
+    classes += [getattr(importlib.import_module(m), n) for n, m in _ALSO_TRUSTED.items()]
+    return [f"{cls.__module__}.{cls.__qualname__}" for cls in classes]

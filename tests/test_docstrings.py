@@ -23,12 +23,6 @@ MODULES = [
     "skhop.distributed",
     "skhop.persistence",
 ]
-ESTIMATORS = [
-    "HopfieldClassifier",
-    "HopfieldMILClassifier",
-    "KernelHopfieldRetriever",
-    "HopfieldImputer",
-]
 
 
 def _public_objects():
@@ -37,7 +31,7 @@ def _public_objects():
     An import error in the project's own code fails collection: nothing is skipped.
     """
     skhop = importlib.import_module("skhop")
-    found, seen = [(f"skhop.{name}", getattr(skhop, name)) for name in ESTIMATORS], set()
+    found, seen = [(f"skhop.{name}", getattr(skhop, name)) for name in skhop._ESTIMATORS], set()
     for module in MODULES:
         mod = importlib.import_module(module)
         names = getattr(mod, "__all__", None)

@@ -10,14 +10,21 @@ import numbers
 
 import numpy as np
 
-__all__ = ["show", "positive_int", "positive_number", "fraction"]
+__all__ = ["plain", "show", "positive_int", "positive_number", "fraction"]
+
+
+def plain(value):
+    """``value`` with numpy scalars (also inside lists and tuples) as plain Python values."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    return value
 
 
 def show(value):
     """A value for an error message: numpy scalars as plain Python values."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    return repr(value)
+    return repr(plain(value))
 
 
 def positive_int(name, value, *, allow_none=False):

@@ -10,6 +10,8 @@ import importlib
 import numpy as np
 import torch
 
+from ._checks import plain
+
 __all__ = ["Rebuildable", "module_to_state", "module_from_state", "is_module_state"]
 
 _MARKER = "__skhop_module__"
@@ -25,18 +27,10 @@ class Rebuildable:
     def __new__(cls, *args, **kwargs):
         obj = super().__new__(cls)
         # numpy scalars (a size from ``y.max() + 1``) are kept as plain Python values
-        args = tuple(_plain(a) for a in args)
-        kwargs = {k: _plain(v) for k, v in kwargs.items()}
+        args = tuple(plain(a) for a in args)
+        kwargs = {k: plain(v) for k, v in kwargs.items()}
         object.__setattr__(obj, "_skhop_init_args", (args, kwargs))
         return obj
-
-
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value)
-    return value
 
 
 def module_to_state(module):
