@@ -16,7 +16,16 @@ import numpy as np
 import torch
 
 from ._checks import positive_int, show
-from ._separation import CHUNKABLE, SEPARATIONS, blockwise_topk, separate
+from ._scores import SIMILARITIES, similarity_scores, tiny
+from ._separation import CHUNKABLE, SEPARATIONS, separate
+from ._steps import (
+    AUTO_CHUNK_ELEMENTS,
+    auto_chunk,
+    chunked_step,
+    dense_step,
+    merge_partials,
+    softmax_partial,
+)
 
 __all__ = [
     "hopfield_retrieve",
@@ -26,17 +35,6 @@ __all__ = [
     "separate",
     "similarity_scores",
 ]
-
-SIMILARITIES = ("dot", "cosine", "neg_l2")
-
-# Score blocks larger than this many elements are computed chunk by chunk
-# when ``chunk_size`` is left to ``None`` (16 MiB of float32 per block).
-AUTO_CHUNK_ELEMENTS = 1 << 22
-
-
-def _tiny(t):
-    """Smallest normal number of ``t``'s dtype: a norm floor that depends on no unit."""
-    return torch.finfo(t.dtype).tiny
 
 
 def _check_tensor(name, t, min_dim=2):
@@ -74,200 +72,46 @@ def _check_beta(beta):
         raise ValueError(f"beta must be a positive finite number, got {value}.")
 
 
-def _prepare_query_mask(query, query_mask):
-    """Return (query with unobserved entries zeroed, observed float mask) or (query, None)."""
+def _missing_entries(query, query_mask):
+    """Bool tensor of the query's unobserved entries, or None when all are observed."""
+    if query_mask is None:
+        return None
+    if isinstance(query_mask, str):
+        return torch.isnan(query)
+    return query_mask.expand_as(query)
+
+
+def _check_query_mask(query, query_mask):
     if query_mask is None:
         _check_finite("query", query)
-        return query, None
+        return
     if isinstance(query_mask, str):
         if query_mask != "nan":
             raise ValueError(
                 f"query_mask must be None, 'nan' or a bool tensor, got {query_mask!r}."
             )
-        missing = torch.isnan(query)
+    elif not isinstance(query_mask, torch.Tensor) or query_mask.dtype != torch.bool:
+        raise TypeError("query_mask must be a bool tensor (True = unobserved) or 'nan'.")
     else:
-        if not isinstance(query_mask, torch.Tensor) or query_mask.dtype != torch.bool:
-            raise TypeError("query_mask must be a bool tensor (True = unobserved) or 'nan'.")
         try:
-            missing = query_mask.expand_as(query)
+            torch.broadcast_shapes(query_mask.shape, query.shape)
+            query_mask.expand_as(query)
         except RuntimeError:
             raise ValueError(
                 f"query_mask of shape {tuple(query_mask.shape)} does not broadcast to "
                 f"query of shape {tuple(query.shape)}."
             ) from None
+    missing = _missing_entries(query, query_mask)
     if torch.isinf(query).any() or torch.isnan(query.masked_fill(missing, 0.0)).any():
         raise ValueError("query contains infinity, or NaN at an observed entry.")
-    if not missing.any():
+
+
+def _prepare_query_mask(query, query_mask):
+    """(query with unobserved entries zeroed, observed float mask) or (query, None)."""
+    missing = _missing_entries(query, query_mask)
+    if missing is None or not missing.any():
         return query, None
     return query.masked_fill(missing, 0.0), (~missing).to(query.dtype)
-
-
-def similarity_scores(query, memory, similarity="dot", observed=None):
-    """Pairwise similarity between query rows and memory rows.
-
-    Parameters
-    ----------
-    query : Tensor of shape (..., L, d)
-    memory : Tensor of shape (..., M, d)
-    similarity : {"dot", "cosine", "neg_l2"}
-        ``"dot"`` is ``<q, x>``; ``"cosine"`` is ``<q, x> / (|q| |x|)``;
-        ``"neg_l2"`` is ``-0.5 * |q - x|^2``.
-    observed : Tensor of shape (..., L, d), optional
-        1 where a query entry is observed, 0 where it is not (the query must
-        hold 0 there). The similarity then uses observed coordinates only:
-        cosine over the observed coordinates of both vectors, and dot and
-        squared distance rescaled by ``d / n_observed`` (the convention of
-        :func:`sklearn.metrics.pairwise.nan_euclidean_distances`). A query
-        with no observed entry gets similarity 0 to every memory.
-
-    Returns
-    -------
-    scores : Tensor of shape (..., L, M)
-
-    Examples
-    --------
-    >>> import torch
-    >>> from skhop.nn.functional import similarity_scores
-    >>> q, x = torch.tensor([[1.0, 0.0]]), torch.tensor([[2.0, 0.0], [0.0, 3.0]])
-    >>> similarity_scores(q, x, "cosine")
-    tensor([[1., 0.]])
-    >>> similarity_scores(q, x, "neg_l2")
-    tensor([[-0.5000, -5.0000]])
-    """
-    dot = query @ memory.mT
-    if observed is None:
-        if similarity == "dot":
-            return dot
-        if similarity == "cosine":
-            qn = query.norm(dim=-1, keepdim=True).clamp_min(_tiny(query))
-            xn = memory.norm(dim=-1).clamp_min(_tiny(memory)).unsqueeze(-2)
-            return dot / qn / xn
-        qq = (query * query).sum(-1, keepdim=True)
-        xx = (memory * memory).sum(-1).unsqueeze(-2)
-        return (-0.5 * (qq - 2.0 * dot + xx)).clamp_max(0.0)
-    d = query.shape[-1]
-    n_obs = observed.sum(-1, keepdim=True)
-    none = n_obs == 0
-    if similarity == "cosine":
-        xx_obs = observed @ (memory * memory).mT  # |x restricted to observed|^2
-        qn = query.norm(dim=-1, keepdim=True).clamp_min(_tiny(query))
-        scores = dot / qn / xx_obs.clamp_min(_tiny(xx_obs)).sqrt()
-    else:
-        scale = d / n_obs.clamp_min(1.0)
-        if similarity == "dot":
-            scores = dot * scale
-        else:
-            xx_obs = observed @ (memory * memory).mT
-            qq = (query * query).sum(-1, keepdim=True)
-            scores = (-0.5 * scale * (qq - 2.0 * dot + xx_obs)).clamp_max(0.0)
-    return scores.masked_fill(none, 0.0)
-
-
-def _scaled_scores(query, memory, beta, similarity, observed):
-    if similarity == "dot" and observed is None:
-        # beta * <q, x> == <beta q, x>: scale the small operand.
-        return (query * beta) @ memory.mT
-    if similarity == "cosine" and observed is None:
-        q = query / query.norm(dim=-1, keepdim=True).clamp_min(_tiny(query)) * beta
-        xn = memory.norm(dim=-1).clamp_min(_tiny(memory)).unsqueeze(-2)
-        return (q @ memory.mT) / xn
-    return beta * similarity_scores(query, memory, similarity, observed)
-
-
-def _slice_mask(mask, start, stop):
-    if mask is None:
-        return None
-    if mask.shape[-1] == 1:
-        return mask
-    return mask[..., start:stop]
-
-
-def _dense_step(
-    query, memory, values, beta, similarity, separation, mask, observed, top_k, dropout_p, training
-):
-    scores = _scaled_scores(query, memory, beta, similarity, observed)
-    attn = separate(scores, separation, mask=mask, top_k=top_k)
-    weights = attn
-    if dropout_p > 0.0 and training:
-        weights = torch.nn.functional.dropout(attn, p=dropout_p, training=True)
-    return weights @ values, attn
-
-
-def _gather_rows(values, idx):
-    """values (..., M, dv), idx (..., L, k) -> (..., L, k, dv), batch dims broadcast."""
-    batch = torch.broadcast_shapes(values.shape[:-2], idx.shape[:-2])
-    dv = values.shape[-1]
-    L, k = idx.shape[-2:]
-    v = values.expand(*batch, *values.shape[-2:])
-    i = idx.expand(*batch, L, k).reshape(*batch, L * k, 1).expand(*batch, L * k, dv)
-    return torch.gather(v, -2, i).reshape(*batch, L, k, dv)
-
-
-def _chunked_step(
-    query, memory, values, beta, similarity, separation, mask, observed, top_k, chunk_size
-):
-    """One read-out streamed over memory chunks with an exact online log-sum-exp.
-
-    Peak extra memory is O(L * chunk_size) instead of O(L * M).
-    """
-    M = memory.shape[-2]
-    if separation == "topk":
-
-        def block_scores(start, stop):
-            s = _scaled_scores(query, memory[..., start:stop, :], beta, similarity, observed)
-            m = _slice_mask(mask, start, stop)
-            return s if m is None else s.masked_fill(m, float("-inf"))
-
-        best_v, best_i = blockwise_topk(block_scores, M, top_k, chunk_size)
-        w = separate(best_v, "softmax", mask=torch.isneginf(best_v))
-        rows = _gather_rows(values, best_i)
-        return (w.unsqueeze(-2) @ rows).squeeze(-2)
-
-    m, total, acc = _softmax_partial(
-        query, memory, values, beta, similarity, mask, observed, chunk_size
-    )
-    parts = [(m, total, acc)]
-    if separation == "softmax1":
-        # the extra 1 in the denominator is one more logit 0 that reads out zeros
-        parts.append((torch.zeros_like(m), torch.ones_like(total), torch.zeros_like(acc)))
-    return merge_partials(parts)
-
-
-def _softmax_partial(query, memory, values, beta, similarity, mask, observed, chunk_size):
-    M = memory.shape[-2]
-    batch = torch.broadcast_shapes(query.shape[:-2], memory.shape[:-2], values.shape[:-2])
-    L = query.shape[-2]
-    dv = values.shape[-1]
-    dtype = torch.promote_types(query.dtype, values.dtype)
-    grad = torch.is_grad_enabled() and (
-        query.requires_grad
-        or memory.requires_grad
-        or values.requires_grad
-        or (isinstance(beta, torch.Tensor) and beta.requires_grad)
-    )
-    run_max = torch.full((*batch, L, 1), float("-inf"), dtype=dtype, device=query.device)
-    run_sum = torch.zeros((*batch, L, 1), dtype=dtype, device=query.device)
-    acc = torch.zeros((*batch, L, dv), dtype=dtype, device=query.device)
-    for start in range(0, M, chunk_size):
-        stop = min(start + chunk_size, M)
-        s = _scaled_scores(query, memory[..., start:stop, :], beta, similarity, observed)
-        m = _slice_mask(mask, start, stop)
-        if m is not None:
-            s = s.masked_fill(m, float("-inf"))
-        # the shift is a constant for autograd (the result does not depend on it)
-        new_max = torch.maximum(run_max, s.detach().amax(dim=-1, keepdim=True))
-        safe = torch.where(torch.isfinite(new_max), new_max, torch.zeros_like(new_max))
-        scale = torch.exp(run_max - safe)
-        if grad:
-            p = torch.exp(s - safe)
-            run_sum = run_sum * scale + p.sum(-1, keepdim=True)
-            acc = acc * scale + p @ values[..., start:stop, :]
-        else:
-            p = s.sub_(safe).exp_()
-            run_sum.mul_(scale).add_(p.sum(-1, keepdim=True))
-            acc.mul_(scale).add_(p @ values[..., start:stop, :])
-        run_max = new_max
-    return run_max, run_sum, acc
 
 
 def hopfield_partial(
@@ -316,55 +160,8 @@ def hopfield_partial(
     _check_finite("query", query)
     _check_finite("memory", memory)
     M = memory.shape[-2]
-    chunk = chunk_size or _auto_chunk(query.shape[-2], M, "softmax", False) or max(M, 1)
-    return _softmax_partial(query, memory, values, beta, similarity, mask, None, chunk)
-
-
-def merge_partials(parts):
-    """Merge ``(max, sum, acc)`` partials of disjoint shards into the softmax read-out.
-
-    See :func:`hopfield_partial`. Queries that attended to nothing (all
-    memories masked in every shard) read out zeros.
-
-    Parameters
-    ----------
-    parts : iterable of (Tensor, Tensor, Tensor)
-        The ``(max, sum, acc)`` triples of :func:`hopfield_partial`, one per
-        shard, over the same queries; the shards must be disjoint.
-
-    Returns
-    -------
-    output : Tensor of shape (..., L, dv)
-        What :func:`hopfield_retrieve` returns over all shards together.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from skhop.nn.functional import hopfield_partial, hopfield_retrieve, merge_partials
-    >>> q, x = torch.randn(2, 4), torch.randn(30, 4)
-    >>> parts = (hopfield_partial(q, shard, beta=2.0) for shard in x.split(7))
-    >>> torch.allclose(merge_partials(parts), hopfield_retrieve(q, x, beta=2.0), atol=1e-6)
-    True
-    """
-    parts = list(parts)
-    if not parts:
-        raise ValueError("merge_partials needs at least one partial.")
-    top = parts[0][0]
-    for m, _, _ in parts[1:]:
-        top = torch.maximum(top, m)
-    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-    total = acc = None
-    for m, s, a in parts:
-        w = torch.exp(m - top)
-        total = s * w if total is None else total + s * w
-        acc = a * w if acc is None else acc + a * w
-    return acc / total.clamp_min(torch.finfo(total.dtype).tiny)
-
-
-def _auto_chunk(L, M, separation, need_dense):
-    if need_dense or separation not in CHUNKABLE or L * M <= AUTO_CHUNK_ELEMENTS:
-        return None
-    return max(256, AUTO_CHUNK_ELEMENTS // max(L, 1))
+    chunk = chunk_size or auto_chunk(query.shape[-2], M, "softmax", False) or max(M, 1)
+    return softmax_partial(query, memory, values, beta, similarity, mask, None, chunk)
 
 
 def hopfield_retrieve(
@@ -461,52 +258,78 @@ def hopfield_retrieve(
     >>> hopfield_retrieve(query, memory, beta=50.0).round(decimals=3)
     tensor([[1., 0., 0.]])
     """
+    _check_retrieve(
+        query,
+        memory,
+        values,
+        beta=beta,
+        similarity=similarity,
+        separation=separation,
+        n_steps=n_steps,
+        tol=tol,
+        mask=mask,
+        query_mask=query_mask,
+        chunk_size=chunk_size,
+        top_k=top_k,
+        dropout_p=dropout_p,
+        return_attention=return_attention,
+    )
+    return _retrieve(
+        query,
+        memory,
+        values,
+        beta=beta,
+        similarity=similarity,
+        separation=separation,
+        n_steps=n_steps,
+        tol=tol,
+        mask=mask,
+        query_mask=query_mask,
+        chunk_size=chunk_size,
+        top_k=top_k,
+        dropout_p=dropout_p,
+        training=training,
+        return_attention=return_attention,
+    )
+
+
+def _check_retrieve(
+    query,
+    memory,
+    values,
+    *,
+    beta,
+    similarity,
+    separation,
+    n_steps,
+    tol,
+    mask,
+    query_mask,
+    chunk_size,
+    top_k,
+    dropout_p,
+    return_attention,
+):
+    """Every argument check of :func:`hopfield_retrieve`, data included (run once)."""
     _check_tensor("query", query)
     _check_tensor("memory", memory)
-    low = (torch.float16, torch.bfloat16)
-    if query.dtype in low or memory.dtype in low or (values is not None and values.dtype in low):
-        # half precision: computed in float32 (softmax sums lose too much in 16 bits),
-        # returned in the query's dtype
-        result = hopfield_retrieve(
-            query.float(),
-            memory.float(),
-            None if values is None else values.float(),
-            beta=beta,
-            similarity=similarity,
-            separation=separation,
-            n_steps=n_steps,
-            tol=tol,
-            mask=mask,
-            query_mask=query_mask,
-            chunk_size=chunk_size,
-            top_k=top_k,
-            dropout_p=dropout_p,
-            training=training,
-            return_attention=return_attention,
-        )
-        if return_attention:
-            return result[0].to(query.dtype), result[1].to(query.dtype)
-        return result.to(query.dtype)
-    if values is None:
-        values_given = False
-        values = memory
-    else:
-        values_given = True
+    if values is not None:
         _check_tensor("values", values)
+    vals = memory if values is None else values
     if query.shape[-1] != memory.shape[-1]:
         raise ValueError(
             f"query and memory must have the same last dimension, got {query.shape[-1]} "
             f"and {memory.shape[-1]}."
         )
-    if values.shape[-2] != memory.shape[-2]:
+    if vals.shape[-2] != memory.shape[-2]:
         raise ValueError(
             f"values must have one row per stored pattern: memory has {memory.shape[-2]}, "
-            f"values has {values.shape[-2]}."
+            f"values has {vals.shape[-2]}."
         )
     if memory.shape[-2] == 0:
         raise ValueError("memory is empty: at least one stored pattern is required.")
     try:
-        torch.broadcast_shapes(query.shape[:-2], memory.shape[:-2], values.shape[:-2])
+        torch.broadcast_shapes(query.shape[:-2], memory.shape[:-2], vals.shape[:-2])
     except RuntimeError:
         raise ValueError(
             f"batch dimensions of query {tuple(query.shape[:-2])} and memory "
@@ -536,13 +359,13 @@ def hopfield_retrieve(
                 "return_attention=True needs the whole attention matrix; leave chunk_size=None."
             )
     _check_finite("memory", memory)
-    if values_given:
+    if values is not None:
         _check_finite("values", values)
-    query, observed = _prepare_query_mask(query, query_mask)
-    L, M = query.shape[-2], memory.shape[-2]
+    _check_query_mask(query, query_mask)
     if mask is not None:
         if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
             raise TypeError("mask must be a bool tensor (True = ignore that memory).")
+        L, M = query.shape[-2], memory.shape[-2]
         try:
             torch.broadcast_shapes(mask.shape, (*query.shape[:-1], M))
         except RuntimeError:
@@ -552,15 +375,69 @@ def hopfield_retrieve(
             ) from None
         if mask.shape[-1] != M and mask.shape[-1] != 1:
             raise ValueError(f"mask's last dimension must be {M} (one per memory).")
+
+
+def _retrieve(
+    query,
+    memory,
+    values=None,
+    *,
+    beta=1.0,
+    similarity="dot",
+    separation="softmax",
+    n_steps=1,
+    tol=None,
+    mask=None,
+    query_mask=None,
+    chunk_size=None,
+    top_k=None,
+    dropout_p=0.0,
+    training=False,
+    return_attention=False,
+):
+    """:func:`hopfield_retrieve` without its checks: the hot path of modules and engines.
+
+    The caller guarantees valid arguments and finite data (its own public
+    entry checked them once); nothing here reads a value back to the host.
+    """
+    low = (torch.float16, torch.bfloat16)
+    if query.dtype in low or memory.dtype in low or (values is not None and values.dtype in low):
+        # half precision: computed in float32 (softmax sums lose too much in 16 bits),
+        # returned in the query's dtype
+        result = _retrieve(
+            query.float(),
+            memory.float(),
+            None if values is None else values.float(),
+            beta=beta,
+            similarity=similarity,
+            separation=separation,
+            n_steps=n_steps,
+            tol=tol,
+            mask=mask,
+            query_mask=query_mask,
+            chunk_size=chunk_size,
+            top_k=top_k,
+            dropout_p=dropout_p,
+            training=training,
+            return_attention=return_attention,
+        )
+        if return_attention:
+            return result[0].to(query.dtype), result[1].to(query.dtype)
+        return result.to(query.dtype)
+    values_given = values is not None
+    if not values_given:
+        values = memory
+    query, observed = _prepare_query_mask(query, query_mask)
+    L, M = query.shape[-2], memory.shape[-2]
     dense_needed = return_attention or (dropout_p > 0 and training)
     if chunk_size is None:
-        chunk_size = _auto_chunk(L, M, separation, dense_needed)
+        chunk_size = auto_chunk(L, M, separation, dense_needed)
     if chunk_size is not None and chunk_size >= M:
         chunk_size = None
 
     def step(state, vals, obs):
         if chunk_size is None:
-            return _dense_step(
+            return dense_step(
                 state,
                 memory,
                 vals,
@@ -573,7 +450,7 @@ def hopfield_retrieve(
                 dropout_p,
                 training,
             )
-        out = _chunked_step(
+        out = chunked_step(
             state, memory, vals, beta, similarity, separation, mask, obs, top_k, chunk_size
         )
         return out, None
@@ -653,14 +530,14 @@ def hopfield_energy(state, memory, beta=1.0, chunk_size=None, similarity="dot"):
     if M == 0:
         raise ValueError("memory is empty: at least one stored pattern is required.")
     if chunk_size is None:
-        chunk_size = _auto_chunk(state.shape[-2], M, "softmax", False) or M
+        chunk_size = auto_chunk(state.shape[-2], M, "softmax", False) or M
     if similarity == "cosine":
-        state = state / state.norm(dim=-1, keepdim=True).clamp_min(_tiny(state))
+        state = state / state.norm(dim=-1, keepdim=True).clamp_min(tiny(state))
     lse = m_max = None
     for start in range(0, M, chunk_size):
         part = memory[..., start : start + chunk_size, :]
         if similarity == "cosine":
-            part = part / part.norm(dim=-1, keepdim=True).clamp_min(_tiny(part))
+            part = part / part.norm(dim=-1, keepdim=True).clamp_min(tiny(part))
         scores = similarity_scores(state, part, "neg_l2" if similarity == "neg_l2" else "dot")
         chunk_lse = torch.logsumexp(beta * scores, -1)
         chunk_max = part.norm(dim=-1).amax(dim=-1, keepdim=True)

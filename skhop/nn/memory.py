@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ._separation import CHUNKABLE, blockwise_topk, merge_topk, stable_topk
-from .functional import AUTO_CHUNK_ELEMENTS, hopfield_energy, hopfield_retrieve
+from .functional import AUTO_CHUNK_ELEMENTS, _retrieve, hopfield_energy
 from .kernel import (
     auto_beta,
     likelihood_ratio,
@@ -198,7 +198,7 @@ class HopfieldMemory:
     def _exact(self, F, keys, values, beta, kwargs, cfg, query_mask=None):
         """Exact update, memory streamed by the core; query blocks for dense separations."""
         if cfg.separation in CHUNKABLE:
-            return hopfield_retrieve(
+            return _retrieve(
                 F,
                 keys,
                 values,
@@ -214,7 +214,7 @@ class HopfieldMemory:
                 query_mask if not isinstance(query_mask, torch.Tensor) else query_mask[s : s + step]
             )
             outs.append(
-                hopfield_retrieve(F[s : s + step], keys, values, beta=beta, query_mask=qm, **kwargs)
+                _retrieve(F[s : s + step], keys, values, beta=beta, query_mask=qm, **kwargs)
             )
         return torch.cat(outs) if outs else F.new_zeros((0, values.shape[1]))
 
@@ -230,7 +230,7 @@ class HopfieldMemory:
         step = max(1, AUTO_CHUNK_ELEMENTS // (n * (keys.shape[1] + values.shape[1])))
         for s in range(0, F.shape[0], step):
             i = idx[s : s + step]
-            out = hopfield_retrieve(
+            out = _retrieve(
                 F[s : s + step, None, :],
                 keys[i],
                 values[i],

@@ -10,6 +10,11 @@
 All shapes are batch first, ``(batch, length, dim)``, unless ``batch_first``
 is False. Every module returns its attention from the same forward pass when
 asked (``return_attention=True``).
+
+A forward pass checks shapes and dtypes only, as ``torch.nn`` layers do: the
+values are not scanned (a NaN in an input reaches the output) and beta is
+never read back to the host, so a step on a GPU does not wait for it. The
+functional entry :func:`skhop.nn.functional.hopfield_retrieve` checks values.
 """
 
 import math
@@ -19,8 +24,9 @@ from torch import nn
 
 from ._checks import fraction, positive_int, positive_number
 from ._rebuild import Rebuildable
+from ._scores import SIMILARITIES
 from ._separation import SEPARATIONS
-from .functional import SIMILARITIES, hopfield_retrieve
+from .functional import _retrieve
 
 __all__ = ["Hopfield", "HopfieldPooling", "HopfieldLayer"]
 
@@ -73,12 +79,13 @@ class _HopfieldCore(nn.Module):
         return x.reshape(*x.shape[:-2], -1)
 
     def _retrieve(self, q, k, v, mask, return_attention):
-        beta = self.beta if self.log_beta.requires_grad else float(self.beta)
-        result = hopfield_retrieve(
+        # the hot path: shapes were checked by the caller, values are not
+        # (no finiteness scan, no read-back of beta to the host)
+        result = _retrieve(
             q,
             k,
             v,
-            beta=beta,
+            beta=self.beta,
             similarity=self.similarity,
             separation=self.separation,
             n_steps=self.n_steps,
@@ -100,8 +107,6 @@ def _check_input(name, x, size, ndim):
         raise ValueError(
             f"{name} must have {size} features in its last dimension, got {x.shape[-1]}."
         )
-    if x.is_floating_point() and not torch.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or infinity.")
 
 
 def _padding_mask(name, mask, batch, length):
@@ -528,8 +533,6 @@ class HopfieldLayer(Rebuildable, nn.Module):
                 f"input must have {self.input_size} features in its last "
                 f"dimension, got shape {tuple(input.shape)}."
             )
-        if not torch.isfinite(input).all():
-            raise ValueError("input contains NaN or infinity.")
         lead = input.shape[:-1]
         c = self.core
         x = input.reshape(1, -1, self.input_size)  # (1, N, in)
