@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
+from .nn._threads import torch_threads
+
 __all__ = [
     "resolve_device",
     "torch_threads",
@@ -38,26 +40,6 @@ def resolve_device(device):
     if dev.type not in ("cpu", "cuda"):
         raise ValueError(f"device type {dev.type!r} is not supported; use 'cpu' or 'cuda'.")
     return dev
-
-
-@contextlib.contextmanager
-def torch_threads(n_threads):
-    """Run the block with ``n_threads`` torch intra-op threads, then restore the caller's.
-
-    ``None`` leaves torch's setting alone. Small models train far faster on one
-    thread than on several when another process shares the cores.
-    """
-    if n_threads is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    if n_threads != old:
-        torch.set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        if n_threads != old:
-            torch.set_num_threads(old)
 
 
 def seed_from(random_state):

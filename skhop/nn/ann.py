@@ -6,13 +6,14 @@ quantisation error matters only when it pushes the best memory out of the
 candidates. faiss is optional; :func:`import_faiss` says how to install it.
 """
 
-import contextlib
 import math
 
 import numpy as np
 import torch
 
-__all__ = ["import_faiss", "resolve_index", "limit_threads", "faiss_threads", "IVFIndex"]
+from ._threads import limit_threads
+
+__all__ = ["import_faiss", "resolve_index", "faiss_threads", "IVFIndex"]
 
 # index="auto" uses the approximate index from this many stored patterns on
 AUTO_APPROXIMATE_MIN = 200_000
@@ -48,26 +49,6 @@ def resolve_index(index, n_memories):
     except ImportError:
         return "exact"
     return "approximate"
-
-
-@contextlib.contextmanager
-def limit_threads(get, set_, n_threads):
-    """Run the block with ``set_(n_threads)``, then restore ``get()``'s value.
-
-    ``None`` leaves the setting alone. One helper for every library with a
-    global thread count (torch, faiss's OpenMP).
-    """
-    if n_threads is None:
-        yield
-        return
-    old = get()
-    if n_threads != old:
-        set_(n_threads)
-    try:
-        yield
-    finally:
-        if n_threads != old:
-            set_(old)
 
 
 def faiss_threads(n_threads):

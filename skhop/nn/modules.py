@@ -35,10 +35,25 @@ class _HopfieldCore(nn.Module):
     """Shared settings of the retrieval: heads, beta, separation, steps, dropout."""
 
     def __init__(
-        self, head_dim, num_heads, beta, learn_beta, separation, similarity, n_steps, top_k, dropout
+        self,
+        hidden_size,
+        num_heads,
+        *,
+        beta,
+        learn_beta,
+        separation,
+        similarity,
+        n_steps,
+        top_k,
+        dropout,
     ):
         super().__init__()
         num_heads = positive_int("num_heads", num_heads)
+        if hidden_size % num_heads:
+            raise ValueError(
+                f"hidden_size ({hidden_size}) must be divisible by num_heads ({num_heads})."
+            )
+        head_dim = hidden_size // num_heads
         n_steps = positive_int("n_steps", n_steps)
         if separation not in SEPARATIONS:
             raise ValueError(f"separation must be one of {SEPARATIONS}, got {separation!r}.")
@@ -184,6 +199,15 @@ class Hopfield(Rebuildable, nn.Module):
         bias=True,
     ):
         super().__init__()
+        settings = dict(
+            beta=beta,
+            learn_beta=learn_beta,
+            separation=separation,
+            similarity=similarity,
+            n_steps=n_steps,
+            top_k=top_k,
+            dropout=dropout,
+        )
         positive_int("input_size", input_size)
         for name, v in (
             ("stored_size", stored_size),
@@ -194,22 +218,7 @@ class Hopfield(Rebuildable, nn.Module):
         stored_size = stored_size or input_size
         hidden_size = hidden_size or input_size
         output_size = output_size or input_size
-        positive_int("num_heads", num_heads)
-        if hidden_size % num_heads:
-            raise ValueError(
-                f"hidden_size ({hidden_size}) must be divisible by num_heads ({num_heads})."
-            )
-        self.core = _HopfieldCore(
-            hidden_size // num_heads,
-            num_heads,
-            beta,
-            learn_beta,
-            separation,
-            similarity,
-            n_steps,
-            top_k,
-            dropout,
-        )
+        self.core = _HopfieldCore(hidden_size, num_heads, **settings)
         self.input_size, self.stored_size = input_size, stored_size
         self.hidden_size, self.output_size = hidden_size, output_size
         self.batch_first = bool(batch_first)
@@ -344,28 +353,22 @@ class HopfieldPooling(Rebuildable, nn.Module):
         bias=True,
     ):
         super().__init__()
+        settings = dict(
+            beta=beta,
+            learn_beta=learn_beta,
+            separation=separation,
+            similarity=similarity,
+            n_steps=n_steps,
+            top_k=top_k,
+            dropout=dropout,
+        )
         positive_int("input_size", input_size)
         positive_int("hidden_size", hidden_size, allow_none=True)
         positive_int("output_size", output_size, allow_none=True)
         positive_int("num_queries", num_queries)
-        positive_int("num_heads", num_heads)
         hidden_size = hidden_size or input_size
         output_size = output_size or hidden_size
-        if hidden_size % num_heads:
-            raise ValueError(
-                f"hidden_size ({hidden_size}) must be divisible by num_heads ({num_heads})."
-            )
-        self.core = _HopfieldCore(
-            hidden_size // num_heads,
-            num_heads,
-            beta,
-            learn_beta,
-            separation,
-            similarity,
-            n_steps,
-            top_k,
-            dropout,
-        )
+        self.core = _HopfieldCore(hidden_size, num_heads, **settings)
         self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, output_size
         self.num_queries, self.flatten = num_queries, bool(flatten)
         self.query = nn.Parameter(torch.empty(num_queries, hidden_size))
@@ -459,25 +462,23 @@ class HopfieldLayer(Rebuildable, nn.Module):
         top_k=None,
     ):
         super().__init__()
+        settings = dict(
+            beta=beta,
+            learn_beta=learn_beta,
+            separation=separation,
+            similarity=similarity,
+            n_steps=n_steps,
+            top_k=top_k,
+            dropout=dropout,
+        )
         positive_int("input_size", input_size)
         positive_int("num_memories", num_memories)
         positive_int("output_size", output_size, allow_none=True)
         positive_int("hidden_size", hidden_size, allow_none=True)
-        positive_int("num_heads", num_heads)
         output_size = output_size or input_size
-        if hidden_size is None:
-            if num_heads != 1:
-                raise ValueError("num_heads > 1 needs a hidden_size (one projection per head).")
-            head_dim = input_size
-        else:
-            if hidden_size % num_heads:
-                raise ValueError(
-                    f"hidden_size ({hidden_size}) must be divisible by num_heads ({num_heads})."
-                )
-            head_dim = hidden_size // num_heads
-        self.core = _HopfieldCore(
-            head_dim, num_heads, beta, learn_beta, separation, similarity, n_steps, top_k, dropout
-        )
+        if hidden_size is None and num_heads != 1:
+            raise ValueError("num_heads > 1 needs a hidden_size (one projection per head).")
+        self.core = _HopfieldCore(hidden_size or input_size, num_heads, **settings)
         self.input_size, self.num_memories = input_size, num_memories
         self.output_size, self.hidden_size = output_size, hidden_size
         self.norm = nn.LayerNorm(input_size) if normalize else nn.Identity()
