@@ -4,13 +4,12 @@ The Torch pieces (the :class:`~skhop.nn.kernel.FeatureMap`, the separation
 losses, auto beta and the routing test) live in :mod:`skhop.nn.kernel`;
 this module holds the one step that needs the shared training loop
 (:func:`skhop._training.train`), which nothing in :mod:`skhop.nn` may
-import. Stage I runs over shuffled batches of ``chunk_size`` stored patterns
+import. Stage I runs over shuffled batches of ``batch_size`` stored patterns
 (1024 by default); the loss of a batch uses the pairs inside it, so each
-step forms a ``chunk_size x chunk_size`` matrix and never ``M x M``. Callers
-wrap it in :func:`skhop._base.seeded` and :func:`skhop._base.torch_threads`.
+step forms a ``batch_size x batch_size`` matrix and never ``M x M``. Callers
+validate the settings (the estimators' parameter constraints) and wrap the
+call in :func:`skhop._base.seeded` and :func:`skhop._base.torch_threads`.
 """
-
-import math
 
 import torch
 
@@ -53,7 +52,7 @@ def fit_feature_map(
     tau=0.1,
     max_iter=100,
     learning_rate=0.01,
-    chunk_size=None,
+    batch_size=None,
     tol=1e-6,
     n_iter_no_change=10,
     verbose=0,
@@ -72,10 +71,10 @@ def fit_feature_map(
     tau : float
         Temperature of ``"lse"`` and ``"uniformity"``.
     max_iter : int
-        Epochs over the memories (one step per batch of ``chunk_size``).
+        Epochs over the memories (one step per batch of ``batch_size``).
     learning_rate : float
         AdamW learning rate (no weight decay: the losses are scale-free).
-    chunk_size : int or None
+    batch_size : int or None
         Stored patterns per Stage I batch; the loss of a batch is computed
         over the pairs inside it. ``None`` means ``min(M, 1024)`` (full batch
         up to 1024 memories).
@@ -115,26 +114,14 @@ def fit_feature_map(
     """
     from ._training import train
 
-    if memories.dim() != 2 or memories.shape[0] < 1:
-        raise ValueError(
-            f"memories must be a non-empty (M, d) tensor, got shape {tuple(memories.shape)}."
-        )
     M, d = memories.shape
     k = d if feature_dim is None else feature_dim
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"feature_dim must be None or a positive int, got {feature_dim!r}.")
-    if separation_loss is not None and separation_loss not in SEPARATION_LOSSES:
-        raise ValueError(
-            f"separation_loss must be one of {SEPARATION_LOSSES} or None, got {separation_loss!r}."
-        )
-    if not (isinstance(tau, (int, float)) and tau > 0 and math.isfinite(tau)):
-        raise ValueError(f"tau must be a positive number, got {tau!r}.")
     fmap = FeatureMap(d, k).to(device=memories.device, dtype=memories.dtype)
     with torch.no_grad():
         fmap.weight.copy_(initial_weight(memories, k))
     curve = []
     if separation_loss is not None and M >= 2 and max_iter > 0:
-        batch = min(M, 1024) if chunk_size is None else max(2, min(int(chunk_size), M))
+        batch = min(M, 1024) if batch_size is None else max(2, min(batch_size, M))
 
         def batch_loss(module, x):
             return separation_loss_value(module(x), separation_loss, tau)

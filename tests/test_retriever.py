@@ -89,7 +89,7 @@ def test_stage_one_batches_bound_pair_matrix():
             tau=0.1,
             max_iter=2,
             learning_rate=0.01,
-            chunk_size=50,
+            batch_size=50,
         )
     finally:
         torch.Tensor.__matmul__ = orig
