@@ -34,6 +34,7 @@ import torch
 from scipy.special import fdtri
 from torch import nn
 
+from ._checks import positive_int
 from ._rebuild import Rebuildable
 from .functional import AUTO_CHUNK_ELEMENTS
 
@@ -92,12 +93,9 @@ class FeatureMap(Rebuildable, nn.Module):
 
     def __init__(self, n_features, feature_dim):
         super().__init__()
-        for name, v in (("n_features", n_features), ("feature_dim", feature_dim)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}.")
-        self.n_features = n_features
-        self.feature_dim = feature_dim
-        self.weight = nn.Parameter(torch.eye(feature_dim, n_features))
+        self.n_features = positive_int("n_features", n_features)
+        self.feature_dim = positive_int("feature_dim", feature_dim)
+        self.weight = nn.Parameter(torch.eye(self.feature_dim, self.n_features))
 
     def forward(self, x):
         return x @ self.weight.mT
