@@ -258,10 +258,7 @@ def hopfield_retrieve(
     >>> hopfield_retrieve(query, memory, beta=50.0).round(decimals=3)
     tensor([[1., 0., 0.]])
     """
-    _check_retrieve(
-        query,
-        memory,
-        values,
+    options = dict(
         beta=beta,
         similarity=similarity,
         separation=separation,
@@ -274,23 +271,8 @@ def hopfield_retrieve(
         dropout_p=dropout_p,
         return_attention=return_attention,
     )
-    return _retrieve(
-        query,
-        memory,
-        values,
-        beta=beta,
-        similarity=similarity,
-        separation=separation,
-        n_steps=n_steps,
-        tol=tol,
-        mask=mask,
-        query_mask=query_mask,
-        chunk_size=chunk_size,
-        top_k=top_k,
-        dropout_p=dropout_p,
-        training=training,
-        return_attention=return_attention,
-    )
+    _check_retrieve(query, memory, values, **options)
+    return _retrieve(query, memory, values, training=training, **options)
 
 
 def _check_retrieve(
@@ -401,29 +383,13 @@ def _retrieve(
     entry checked them once); nothing here reads a value back to the host.
     """
     low = (torch.float16, torch.bfloat16)
+    out_dtype = None
     if query.dtype in low or memory.dtype in low or (values is not None and values.dtype in low):
         # half precision: computed in float32 (softmax sums lose too much in 16 bits),
         # returned in the query's dtype
-        result = _retrieve(
-            query.float(),
-            memory.float(),
-            None if values is None else values.float(),
-            beta=beta,
-            similarity=similarity,
-            separation=separation,
-            n_steps=n_steps,
-            tol=tol,
-            mask=mask,
-            query_mask=query_mask,
-            chunk_size=chunk_size,
-            top_k=top_k,
-            dropout_p=dropout_p,
-            training=training,
-            return_attention=return_attention,
-        )
-        if return_attention:
-            return result[0].to(query.dtype), result[1].to(query.dtype)
-        return result.to(query.dtype)
+        out_dtype = query.dtype
+        query, memory = query.float(), memory.float()
+        values = None if values is None else values.float()
     values_given = values is not None
     if not values_given:
         values = memory
@@ -474,6 +440,9 @@ def _retrieve(
     out, attn = step(state, values, obs)
     if clamp:
         out = keep_observed(out)
+    if out_dtype is not None:
+        out = out.to(out_dtype)
+        attn = None if attn is None else attn.to(out_dtype)
     return (out, attn) if return_attention else out
 
 
