@@ -26,6 +26,7 @@ from ._base import (
     torch_threads,
     validate_data,
 )
+from ._docs import shared_parameters
 from ._supervised import TRAINING_CONSTRAINTS, NeuralClassifierMixin
 from ._training import train
 from .nn import RowHopfieldLayer
@@ -58,6 +59,14 @@ _FITTED = (
 )
 
 
+@shared_parameters(
+    device="The fitted module is moved back to the CPU.",
+    n_threads="fitting and predicting",
+    verbose="one line per epoch (loss, validation score, time)",
+    random_state=(
+        "the initial weights, the validation split and the sampling of batches and memories"
+    ),
+)
 class HopfieldClassifier(
     VersionedStateMixin, NeuralClassifierMixin, ClassifierMixin, BaseEstimator
 ):
@@ -135,16 +144,10 @@ class HopfieldClassifier(
         Continue from the previous fit's embedding instead of starting anew
         (the data must have the same features and classes); the new rows
         are stored, the optimiser starts afresh.
-    device : {"cpu", "cuda", "auto"} or torch.device, default="cpu"
-        Where to train; the fitted module is moved back to the CPU.
-    n_threads : int or None, default=1
-        Torch threads while fitting and predicting (restored afterwards);
-        ``None`` leaves torch's setting alone.
-    verbose : int, default=0
-        Print one line per epoch (loss, validation score, time) when > 0.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the initial weights, the validation split and the sampling of
-        batches and memories. Torch's global RNG is left untouched.
+    %(device)s
+    %(n_threads)s
+    %(verbose)s
+    %(random_state)s
 
     Attributes
     ----------

@@ -36,6 +36,7 @@ from ._base import (
     torch_threads,
     validate_data,
 )
+from ._docs import shared_parameters
 from ._kernel import SEPARATION_LOSSES, fit_feature_map
 from .nn import masked
 
@@ -46,6 +47,15 @@ def _is_nan(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isnan(value)
 
 
+@shared_parameters(
+    device="Fitted values stay on the CPU.",
+    n_threads="fitting and transforming",
+    verbose="the chosen ``beta`` and one line per training epoch",
+    random_state=(
+        "the self-supervised choice of ``beta``, the training and "
+        "Stage I, and the draws of ``sample_posterior``"
+    ),
+)
 class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
     """Impute missing values by modern Hopfield retrieval over the training rows.
 
@@ -160,16 +170,10 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
     copy : bool, default=True
         Work on a copy of ``X``; with ``False`` a float array may be filled
         in place.
-    device : {"cpu", "cuda", "auto"} or torch.device, default="cpu"
-        Where the retrieval runs.
-    n_threads : int or None, default=1
-        Torch threads while fitting and transforming (restored afterwards);
-        ``None`` leaves torch's setting alone.
-    verbose : int, default=0
-        Print the chosen ``beta`` and one line per training epoch when > 0.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the self-supervised choice of ``beta``, the training and
-        Stage I, and the draws of ``sample_posterior``.
+    %(device)s
+    %(n_threads)s
+    %(verbose)s
+    %(random_state)s
 
     Attributes
     ----------

@@ -26,6 +26,7 @@ from ._base import (
     seeded,
     torch_threads,
 )
+from ._docs import shared_parameters
 from ._supervised import TRAINING_CONSTRAINTS, NeuralClassifierMixin
 from ._training import train
 from .nn._mil import POOLINGS, MILNet, drop_instances
@@ -64,6 +65,12 @@ def _check_scale(bags, name="X"):
         )
 
 
+@shared_parameters(
+    device="The fitted module is moved back to the CPU.",
+    n_threads="fitting and predicting",
+    verbose="one line per epoch",
+    random_state="the initial weights, the validation split, shuffling and both dropouts",
+)
 class HopfieldMILClassifier(
     VersionedStateMixin, NeuralClassifierMixin, ClassifierMixin, BaseEstimator
 ):
@@ -156,16 +163,10 @@ class HopfieldMILClassifier(
     warm_start : bool, default=False
         Continue from the previous fit's weights (with a fresh optimiser)
         instead of starting anew; needs the same features and classes.
-    device : {"cpu", "cuda", "auto"} or torch.device, default="cpu"
-        Where to train; the fitted module is moved back to the CPU.
-    n_threads : int or None, default=1
-        Torch threads while fitting and predicting (restored afterwards);
-        ``None`` leaves torch's setting alone.
-    verbose : int, default=0
-        Print one line per epoch when > 0.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the initial weights, the validation split, shuffling and both
-        dropouts. Torch's global RNG is left untouched.
+    %(device)s
+    %(n_threads)s
+    %(verbose)s
+    %(random_state)s
 
     Attributes
     ----------

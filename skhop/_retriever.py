@@ -24,6 +24,7 @@ from ._base import (
     torch_threads,
     validate_data,
 )
+from ._docs import shared_parameters
 from ._kernel import SEPARATION_LOSSES, fit_feature_map
 from .nn._separation import CHUNKABLE, SEPARATIONS
 from .nn.ann import IVFIndex, resolve_index
@@ -36,6 +37,15 @@ __all__ = ["KernelHopfieldRetriever"]
 SCALE_RANGE = (1e-15, 1e15)
 
 
+@shared_parameters(
+    device="Fitted values stay on the CPU.",
+    n_threads="fitting and retrieving (faiss's threads too)",
+    verbose="one line per Stage I epoch",
+    random_state=(
+        "Stage I's initialisation and batches and the sampling of "
+        "the approximate index's training rows"
+    ),
+)
 class KernelHopfieldRetriever(
     VersionedStateMixin, OneToOneFeatureMixin, TransformerMixin, BaseEstimator
 ):
@@ -110,16 +120,10 @@ default="softmax"
     chunk_size : int or None, default=None
         Memories per chunk of the exact streamed update (bounded memory);
         ``None`` chooses from the query count.
-    device : {"cpu", "cuda", "auto"} or torch.device, default="cpu"
-        Where to compute; fitted values stay on the CPU.
-    n_threads : int or None, default=1
-        Torch (and faiss) threads while fitting and retrieving; ``None``
-        leaves the libraries' settings alone.
-    verbose : int, default=0
-        Print one line per Stage I epoch when > 0.
-    random_state : int, RandomState instance or None, default=None
-        Seeds Stage I's initialisation and batches and the sampling of the
-        approximate index's training rows. Global RNGs are left untouched.
+    %(device)s
+    %(n_threads)s
+    %(verbose)s
+    %(random_state)s
 
     Attributes
     ----------

@@ -172,3 +172,36 @@ def test_api_reference_lists_every_public_name():
         if not candidates & entries:
             missing.append(name)
     assert not missing, f"not in doc/api.rst: {missing}"
+
+
+@pytest.mark.parametrize("name", importlib.import_module("skhop")._ESTIMATORS)
+def test_shared_parameters_come_from_one_text(name):
+    from skhop._docs import _SHARED
+
+    doc = docscrape.ClassDoc(getattr(importlib.import_module("skhop"), name))
+    params = {p.name: p for p in doc["Parameters"]}
+    for shared, (head, body) in _SHARED.items():
+        assert f"{params[shared].name} : {params[shared].type}" == head
+        text = " ".join(" ".join(params[shared].desc).split())
+        for fixed in body.split("{}"):
+            assert " ".join(fixed.split()) in text
+
+
+def test_shared_parameters_needs_its_marker():
+    from skhop._docs import shared_parameters
+
+    class Documented:
+        """A class.
+
+        Parameters
+        ----------
+        %(verbose)s
+        """
+
+    assert "verbose : int, default=0" in shared_parameters(verbose="dots")(Documented).__doc__
+
+    class Undocumented:
+        """A class without the marker."""
+
+    with pytest.raises(RuntimeError, match="no %\\(verbose\\)s line"):
+        shared_parameters(verbose="dots")(Undocumented)
