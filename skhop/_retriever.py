@@ -41,10 +41,7 @@ SCALE_RANGE = (1e-15, 1e15)
     device="Fitted values stay on the CPU.",
     n_threads="fitting and retrieving (faiss's threads too)",
     verbose="one line per Stage I epoch",
-    random_state=(
-        "Stage I's initialisation and batches and the sampling of "
-        "the approximate index's training rows"
-    ),
+    random_state="Stage I (initialisation, batches) and the approximate index's training sample",
 )
 class KernelHopfieldRetriever(
     VersionedStateMixin, OneToOneFeatureMixin, TransformerMixin, BaseEstimator
