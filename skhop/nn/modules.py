@@ -329,7 +329,7 @@ class HopfieldPooling(Rebuildable, nn.Module):
     >>> padding = torch.zeros(3, 10, dtype=torch.bool)
     >>> padding[0, 4:] = True  # the first bag has 4 instances
     >>> out, attn = pool(bags, key_padding_mask=padding, return_attention=True)
-    >>> out.shape, attn.shape, float(attn[0, 0, 0, 4:].sum())
+    >>> out.shape, attn.shape, float(attn[0, 0, 0, 4:].sum().detach())
     (torch.Size([3, 12]), torch.Size([3, 1, 2, 10]), 0.0)
     """
 
