@@ -124,6 +124,19 @@ def test_stored_network_arguments_are_checked_before_anything_is_built(spec, mon
     assert built == []  # refused before any real tensor was allocated
 
 
+@pytest.mark.parametrize("spec", SPECS, ids=ids)
+def test_stored_networks_are_skhop_nn_classes(spec):
+    # a pickle names its networks by skhop.nn class paths only: rebuilding one never
+    # imports an estimator module, and a path outside skhop.nn is refused
+    est, _ = fitted(spec)
+    state = est.__getstate__()
+    for key in _module_states(state):
+        assert state[key]["__skhop_module__"].startswith("skhop.nn.")
+        outside = dict(state, **{key: dict(state[key], __skhop_module__="skhop._mil:Anything")})
+        with pytest.raises(ValueError, match="not a skhop.nn class"):
+            _restore(est, outside)
+
+
 @pytest.mark.parametrize("spec", SPECS[:1], ids=ids[:1])
 def test_missing_or_malformed_version_record(spec):
     est, query = fitted(spec)
