@@ -26,7 +26,11 @@ from ._base import (
     torch_threads,
     validate_data,
 )
+from ._columns import codes as _codes
+from ._columns import frame_categories as _frame_categories
+from ._columns import one_hot as _one_hot
 from ._docs import shared_parameters
+from ._quantile import quantile_fit, quantile_normal
 from ._supervised import TRAINING_CONSTRAINTS, NeuralClassifierMixin
 from ._training import train
 from .nn import RowHopfieldLayer
@@ -53,6 +57,7 @@ _FITTED = (
     "n_memories_",
     "center_",
     "scale_",
+    "quantiles_",
     "n_features_in_",
     "feature_names_in_",
     "categories_",
@@ -107,6 +112,22 @@ class HopfieldClassifier(
     mlp_dim : int or None, default=None
         Width of a ReLU hidden layer before the linear embedding; ``None``
         for a linear embedding.
+    scaling : {"quantile", "standard"}, default="quantile"
+        Input transform before the weighted standardisation: each feature
+        mapped to a standard normal through its weighted empirical
+        distribution (``"quantile"``, the rank-Gauss transform TabR and
+        ModernNCA use), or none (``"standard"``).
+    n_frequencies : int, default=0
+        Periodic functions of each feature learned before the embedding
+        (the PBLD numerical embedding of RealMLP): each standardised feature
+        ``x_f`` enters as ``[x_f, L_f(cos(2 pi w_f x_f + b_f))]`` with learned
+        frequencies ``w_f``, phases ``b_f`` and a 4-output linear map
+        ``L_f``, so the embedding can follow thresholds and codes of a
+        single feature; its parameters learn at a tenth of
+        ``learning_rate``. 0 for the features as they are.
+    frequency_scale : float, default=0.1
+        Scale of the initial frequencies, in units of a feature's standard
+        deviation.
     label_smoothing : float, default=0.0
         Label smoothing of the cross-entropy, in [0, 1).
     learning_rate : float, default=0.01
@@ -157,8 +178,12 @@ class HopfieldClassifier(
         The trained layer with the stored (scaled) training rows, on the CPU.
     n_memories_ : int
         Number of stored rows (training rows of positive weight).
+    quantiles_ : tuple of two ndarrays of shape (n_features_in_, 256), or None
+        Knots of each feature and its weighted distribution function there
+        (``scaling="quantile"``), the input's first transform.
     center_, scale_ : ndarray of shape (n_features_in_,)
-        The weighted mean and standard deviation the input is scaled by.
+        The weighted mean and standard deviation the (transformed) input is
+        scaled by.
     n_iter_ : int
         Epochs run by the last ``fit`` (summed over warm starts).
     loss_curve_ : list of float
@@ -180,8 +205,9 @@ class HopfieldClassifier(
 
     Notes
     -----
-    Each feature is scaled by its weighted mean and standard deviation
-    inside the estimator; the non-numeric columns of a DataFrame
+    Each feature is mapped to a standard normal through its weighted
+    empirical distribution (by default) and then scaled by its weighted mean
+    and standard deviation, inside the estimator; the non-numeric columns of a DataFrame
     (category, object or string dtype) are one-hot encoded, an unseen or
     missing category as all zeros. A row's mass, in the loss and in every
     retrieval, is its sample weight times its class weight: a row of
@@ -201,7 +227,8 @@ class HopfieldClassifier(
 
     An epoch costs ``O(n_samples * min(n_samples, n_memories) *
     n_heads * hidden_dim)``; a prediction ``O(n_queries * n_samples *
-    n_heads * hidden_dim)``. The defaults were chosen on the *tune* half of
+    n_heads * hidden_dim)``; with ``n_frequencies`` the embedding adds
+    ``O(n_features * n_frequencies)`` per row. The defaults were chosen on the *tune* half of
     the UCI datasets of ``benchmarks/uci.py`` and checked on the *confirm*
     half.
 
@@ -212,6 +239,8 @@ class HopfieldClassifier(
     Tabular Baseline Two Decades Later" (ModernNCA), ICLR 2025.
     Y. Gorishniy et al., "TabR: Tabular Deep Learning Meets Nearest
     Neighbors", ICLR 2024.
+    D. Holzmüller et al., "Better by Default: Strong Pre-Tuned MLPs and
+    Boosted Trees on Tabular Data" (RealMLP), NeurIPS 2024.
 
     Examples
     --------
@@ -233,6 +262,9 @@ class HopfieldClassifier(
         "n_heads": [Interval(numbers.Integral, 1, None, closed="left")],
         "hidden_dim": [Interval(numbers.Integral, 1, None, closed="left")],
         "mlp_dim": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "scaling": [StrOptions({"standard", "quantile"})],
+        "n_frequencies": [Interval(numbers.Integral, 0, None, closed="left")],
+        "frequency_scale": [Interval(numbers.Real, 0, None, closed="neither")],
         "label_smoothing": [Interval(numbers.Real, 0, 1, closed="left")],
         **TRAINING_CONSTRAINTS,
     }
@@ -247,6 +279,9 @@ class HopfieldClassifier(
         n_heads=1,
         hidden_dim=64,
         mlp_dim=None,
+        scaling="quantile",
+        n_frequencies=0,
+        frequency_scale=0.1,
         label_smoothing=0.0,
         learning_rate=0.01,
         weight_decay=0.01,
@@ -270,6 +305,9 @@ class HopfieldClassifier(
         self.n_heads = n_heads
         self.hidden_dim = hidden_dim
         self.mlp_dim = mlp_dim
+        self.scaling = scaling
+        self.n_frequencies = n_frequencies
+        self.frequency_scale = frequency_scale
         self.label_smoothing = label_smoothing
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
@@ -333,10 +371,15 @@ class HopfieldClassifier(
         if len(train_idx) == 0:
             raise ValueError("sample_weight: no training row has a positive weight.")
         if warm:
-            center, scale = self.center_, self.scale_
+            quantiles, center, scale = self.quantiles_, self.center_, self.scale_
         else:
-            center, scale = _weighted_scaling(X[train_idx], copies[train_idx])
-        Z = (X - center) / scale
+            quantiles = None
+            if self.scaling == "quantile":
+                quantiles = quantile_fit(X[train_idx], copies[train_idx])
+            center, scale = _weighted_scaling(
+                _transform(X[train_idx], quantiles), copies[train_idx]
+            )
+        Z = (_transform(X, quantiles) - center) / scale
 
         n = len(train_idx)
         keys = n if self.n_memories == "auto" else min(n, int(self.n_memories))
@@ -381,6 +424,7 @@ class HopfieldClassifier(
             "n_memories_": len(train_idx),
             "center_": center,
             "scale_": scale,
+            "quantiles_": quantiles,
             "n_features_in_": shell.n_features_in_,
             "categories_": categories,
         }
@@ -399,6 +443,8 @@ class HopfieldClassifier(
             int(self.hidden_dim),
             num_heads=int(self.n_heads),
             mlp_size=None if self.mlp_dim is None else int(self.mlp_dim),
+            num_frequencies=int(self.n_frequencies),
+            frequency_scale=float(self.frequency_scale),
             beta=None if self.beta is None else float(self.beta),
             learn_beta=bool(self.learn_beta),
             similarity=str(self.similarity),
@@ -425,7 +471,11 @@ class HopfieldClassifier(
                 query = keys if idx.shape[0] == n else keys[:, idx]
                 lm, kl = log_mass, labels
                 if idx.shape[0] == n:  # full batch: row i is key i
-                    return _nll(net.log_proba_from(query, keys, kl, lm, diagonal=own), yb, wb)
+                    return _nll(
+                        net.log_proba_from(query, keys, kl, lm, diagonal=own),
+                        yb,
+                        wb,
+                    )
                 mask = torch.zeros(idx.shape[0], n, dtype=keys.dtype, device=device)
                 mask[torch.arange(idx.shape[0], device=device), idx] = own[idx]
             else:
@@ -486,6 +536,7 @@ class HopfieldClassifier(
         # one model throughout, even if another thread refits meanwhile
         state = self.__dict__
         module, center, scale = state["module_"], state["center_"], state["scale_"]
+        quantiles = state["quantiles_"]
         categories = state["categories_"]
         X = _codes(X, categories)
         X = _one_hot(validate_data(self, X, dtype=np.float64, reset=False), categories)
@@ -494,65 +545,15 @@ class HopfieldClassifier(
         with torch_threads(self.n_threads), torch.no_grad():
             # scaled block by block: no scaled copy of the whole input
             for s in range(0, X.shape[0], _PREDICT_CHUNK):
-                Z = torch.from_numpy((X[s : s + _PREDICT_CHUNK] - center) / scale)
+                block = _transform(X[s : s + _PREDICT_CHUNK], quantiles)
+                Z = torch.from_numpy((block - center) / scale)
                 out[s : s + _PREDICT_CHUNK] = net.log_proba(Z, chunk_size=_PREDICT_CHUNK).numpy()
         return out
 
 
-def _frame_categories(X):
-    """``{column position: categories}`` of a DataFrame's non-numeric columns, else ``{}``."""
-    dtypes = getattr(X, "dtypes", None)
-    if dtypes is None or not hasattr(X, "iloc"):
-        return {}
-    from pandas.api.types import is_bool_dtype, is_numeric_dtype
-
-    out = {}
-    for j, dt in enumerate(dtypes):
-        if is_numeric_dtype(dt) or is_bool_dtype(dt):
-            continue
-        col = X.iloc[:, j]
-        if hasattr(col, "cat"):
-            values = col.cat.categories
-        else:
-            values = col.dropna().unique()
-        out[j] = np.asarray(sorted(values, key=str), dtype=object)
-    return out
-
-
-def _codes(X, categories):
-    """A DataFrame's categorical columns as category codes (-1: missing or unseen)."""
-    if not categories:
-        return X
-    if not hasattr(X, "iloc"):
-        raise ValueError(
-            "X: the classifier was fitted on a DataFrame with categorical columns "
-            f"(positions {sorted(categories)}); pass a DataFrame with the same columns."
-        )
-    import pandas as pd
-
-    X = X.copy()
-    for j, values in categories.items():
-        col = X.iloc[:, j].astype(object)
-        col = col.where(col.isin(list(values)))  # unseen categories count as missing
-        X.isetitem(j, pd.Categorical(col, categories=list(values)).codes.astype(np.float64))
-    return X
-
-
-def _one_hot(X, categories):
-    """Replace each categorical code column by its one-hot columns (all 0 for code -1)."""
-    if not categories:
-        return X
-    parts, start = [], 0
-    for j in sorted(categories):
-        parts.append(X[:, start:j])
-        codes = X[:, j].astype(np.int64)
-        block = np.zeros((len(X), len(categories[j])))
-        seen = codes >= 0
-        block[np.flatnonzero(seen), codes[seen]] = 1.0
-        parts.append(block)
-        start = j + 1
-    parts.append(X[:, start:])
-    return np.hstack(parts)
+def _transform(X, quantiles):
+    """``X`` through the fitted quantile-normal transform, or as it is (``None``)."""
+    return X if quantiles is None else quantile_normal(X, *quantiles)
 
 
 def _weighted_scaling(X, w):
@@ -581,7 +582,7 @@ def _cut_short(result, max_iter, tol):
 
 def _adamw(module, learning_rate, weight_decay):
     """AdamW over the trainable parameters, fused where torch has the fused kernel."""
-    params = [p for p in module.parameters() if p.requires_grad]
+    params = module.parameter_groups(learning_rate)
     try:
         return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):

@@ -13,10 +13,16 @@ import math
 import torch
 from torch import nn
 
-from .functional import hopfield_retrieve, similarity_scores
+from ._embeddings import PeriodicEmbedding
+from .functional import AUTO_CHUNK_ELEMENTS, _retrieve, similarity_scores
 from .modules import HopfieldLayer
 
 __all__ = ["RowHopfieldLayer"]
+
+# Outputs of each feature's map in the periodic embedding, and the factor on the
+# learning rate of its parameters (RealMLP's choices).
+_EMBEDDING_SIZE = 4
+_EMBEDDING_LR_FACTOR = 0.1
 
 
 class RowHopfieldLayer(HopfieldLayer):
@@ -26,9 +32,9 @@ class RowHopfieldLayer(HopfieldLayer):
     sum_j m_j exp(beta_h sim(W_h x_j, W_h x))`` over the stored rows ``x_j``
     with labels ``y_j`` and non-negative masses ``m_j`` (sample weights): a
     retrieval in the embedding of head ``h`` whose read-out is the label.
-    The embedding ``W`` (a linear map, optionally after a ReLU hidden layer)
-    and ``beta`` are learned; the stored rows are buffers set by
-    :meth:`store_`. The heads' probabilities are averaged, floored at
+    The embedding ``W`` (a linear map, optionally after a periodic embedding
+    of each feature and a ReLU hidden layer) and ``beta`` are learned; the
+    stored rows are buffers set by :meth:`store_`. The heads' probabilities are averaged, floored at
     ``floor / n_classes`` so that no class has probability zero.
 
     Parameters
@@ -46,6 +52,12 @@ class RowHopfieldLayer(HopfieldLayer):
     mlp_size : int or None, default=None
         Width of a ReLU hidden layer before the heads' linear maps; ``None``
         for a linear embedding.
+    num_frequencies : int, default=0
+        Periodic functions of each feature in a :class:`PeriodicEmbedding`
+        before the hidden layer (RealMLP's PBLD embedding); 0 for none.
+    frequency_scale : float, default=0.1
+        Scale of the periodic embedding's initial frequencies, for
+        standardised inputs.
     beta : float, optional
         Initial inverse temperature; ``1 / sqrt(hidden_size)`` by default.
     learn_beta : bool, default=True
@@ -74,13 +86,19 @@ class RowHopfieldLayer(HopfieldLayer):
         *,
         num_heads=1,
         mlp_size=None,
+        num_frequencies=0,
+        frequency_scale=0.1,
         beta=None,
         learn_beta=True,
         similarity="neg_l2",
         floor=1e-3,
         dtype="float32",
     ):
-        first = input_size if mlp_size is None else mlp_size
+        if num_frequencies < 0:
+            raise ValueError(f"num_frequencies must be >= 0, got {num_frequencies!r}.")
+        # the width the hidden layer (or the projection) sees
+        width = input_size * (_EMBEDDING_SIZE + 1) if num_frequencies else input_size
+        first = width if mlp_size is None else mlp_size
         # the parent's own draws (its projection and patterns, replaced below) are made
         # off the caller's RNG: their count depends on torch's default dtype
         with torch.random.fork_rng(devices=[]):
@@ -114,11 +132,19 @@ class RowHopfieldLayer(HopfieldLayer):
         self.register_buffer("stored", torch.zeros(num_memories, input_size, dtype=dtype))
         self.register_buffer("labels", torch.zeros(num_memories, dtype=torch.long))
         self.register_buffer("mass", torch.ones(num_memories, dtype=dtype))
-        self.hidden = (
-            nn.Identity()
-            if mlp_size is None
-            else nn.Sequential(nn.Linear(input_size, mlp_size, dtype=dtype), nn.ReLU())
-        )
+        layers = []
+        if num_frequencies:
+            layers.append(
+                PeriodicEmbedding(
+                    input_size, num_frequencies, _EMBEDDING_SIZE, frequency_scale, dtype=dtype
+                )
+            )
+        if mlp_size is not None:
+            layers += [nn.Linear(width, mlp_size, dtype=dtype), nn.ReLU()]
+        self.hidden = nn.Sequential(*layers) if layers else nn.Identity()
+        # rows embedded at once outside training: the periodic features stay bounded
+        per_row = input_size * max(num_frequencies, 1) + first
+        self._block = max(1, AUTO_CHUNK_ELEMENTS // per_row)
 
     @torch.no_grad()
     def store_(self, rows, labels, mass=None):
@@ -157,6 +183,38 @@ class RowHopfieldLayer(HopfieldLayer):
         embedded : Tensor of shape (num_heads, n, hidden_size)
         """
         return self.core._split(self.proj(self.hidden(x)))
+
+    def parameter_groups(self, learning_rate):
+        """Optimizer parameter groups: the periodic embedding learns at a tenth of the rate.
+
+        Parameters
+        ----------
+        learning_rate : float
+
+        Returns
+        -------
+        groups : list of dict
+            ``{"params": [...], "lr": ...}`` for every trainable parameter.
+        """
+        slow = [
+            p
+            for m in self.hidden.modules()
+            if isinstance(m, PeriodicEmbedding)
+            for p in m.parameters()
+            if p.requires_grad
+        ]
+        ids = {id(p) for p in slow}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in ids]
+        groups = [{"params": rest, "lr": learning_rate}]
+        if slow:
+            groups.append({"params": slow, "lr": learning_rate * _EMBEDDING_LR_FACTOR})
+        return groups
+
+    def _embed_blocks(self, x):
+        """:meth:`embed` block by block of rows, so no intermediate outgrows a block."""
+        if x.shape[0] <= self._block:
+            return self.embed(x)
+        return torch.cat([self.embed(b) for b in x.split(self._block)], dim=1)
 
     def _floored(self, log_p):
         """``log((1 - floor) p + floor / n_classes)``, the heads' probabilities averaged."""
@@ -241,14 +299,14 @@ class RowHopfieldLayer(HopfieldLayer):
         -------
         log_proba : Tensor of shape (n, n_classes)
         """
-        q = self.embed(x)
-        k = self.embed(self.stored)
+        q = self._embed_blocks(x)
+        k = self._embed_blocks(self.stored)
         mass = self.mass.to(q.dtype)
         # a key's mass multiplies its value: the read-out of [m_j onehot_j, m_j]
         # divided by its last entry is the mass-weighted retrieval
         onehot = nn.functional.one_hot(self.labels, self.n_classes).to(q.dtype)
         values = torch.cat([onehot * mass[:, None], mass[:, None]], dim=1)
-        out = hopfield_retrieve(
+        out = _retrieve(
             q,
             k,
             values,
