@@ -67,8 +67,8 @@ readable = make_pipeline(
     HopfieldMILClassifier(
         pooling=(),
         n_members=1,
-        num_heads=1,
-        num_queries=1,
+        n_heads=1,
+        n_queries=1,
         beta=1.0,
         max_iter=max_iter,
         random_state=0,

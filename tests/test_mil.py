@@ -24,7 +24,7 @@ from skhop.nn._mil import drop_instances
 from skhop.preprocessing import BagStandardScaler
 from skhop.utils import instance_attention, pad_bags
 
-FAST = dict(hidden_dim=16, num_heads=2, n_members=1, batch_size=8, max_iter=25, random_state=0)
+FAST = dict(hidden_dim=16, n_heads=2, n_members=1, batch_size=8, max_iter=25, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +220,7 @@ def test_instance_attention(fitted, data):
 
 
 def test_clone_and_params():
-    clf = HopfieldMILClassifier(hidden_dim=8, num_heads=2)
+    clf = HopfieldMILClassifier(hidden_dim=8, n_heads=2)
     params = clf.get_params()
     assert params["hidden_dim"] == 8 and params["device"] == "cpu"
     twin = clone(clf)
@@ -282,7 +282,7 @@ def test_cross_val_and_grid_search_with_list_of_bags(data):
         scores = cross_val_score(pipe, bags, y, cv=cv, scoring="roc_auc")
         assert scores.shape == (3,) and scores.mean() > 0.8
         grid = GridSearchCV(
-            pipe, {"hopfieldmilclassifier__num_queries": [1, 2]}, cv=cv, scoring="neg_log_loss"
+            pipe, {"hopfieldmilclassifier__n_queries": [1, 2]}, cv=cv, scoring="neg_log_loss"
         )
         grid.fit(bags, y)
         # each candidate was fitted with its own value, and the best one refitted on all bags
@@ -439,7 +439,7 @@ def test_bad_input_at_predict(fitted, data):
 @pytest.mark.parametrize(
     "params, match",
     [
-        (dict(hidden_dim=10, num_heads=4), "divisible by num_heads"),
+        (dict(hidden_dim=10, n_heads=4), "divisible by n_heads"),
         (dict(pooling=("mean", "median")), "pooling"),
         (dict(hidden_dim=0), "hidden_dim"),
         (dict(bag_dropout=1.0), "bag_dropout"),
@@ -636,7 +636,7 @@ def test_twenty_bags_of_100000_instances_fit_and_predict_in_bounded_memory(monke
     proba = np.empty((20, 2))
     """
     work = """
-    clf = HopfieldMILClassifier(hidden_dim=16, num_heads=2, max_iter=1, random_state=0)
+    clf = HopfieldMILClassifier(hidden_dim=16, n_heads=2, max_iter=1, random_state=0)
     clf = clf.fit(bags, y)
     proba = clf.predict_proba(bags)
     """
