@@ -28,7 +28,8 @@ from ._base import (
 )
 from ._supervised import TRAINING_CONSTRAINTS, NeuralClassifierMixin
 from ._training import train
-from .nn._mil import POOLINGS, MILNet, drop_instances
+from ._classifier import _adamw, _cut_short
+from .nn._mil import POOLINGS, MILNet, drop_instances, sample_instances
 from .utils import check_bags
 
 __all__ = ["HopfieldMILClassifier"]
@@ -137,7 +138,7 @@ class HopfieldMILClassifier(
         AdamW decoupled weight decay.
     batch_size : int, default=32
         Bags per gradient step.
-    max_iter : int, default=100
+    max_iter : int, default=20
         Maximum number of epochs.
     tol : float, default=1e-4
         Training stops when the training loss (or, with early stopping,
@@ -247,6 +248,7 @@ class HopfieldMILClassifier(
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "attention_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "bag_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        "max_instances": [Interval(numbers.Integral, 1, None, closed="left"), None],
         **TRAINING_CONSTRAINTS,
     }
 
@@ -266,10 +268,11 @@ class HopfieldMILClassifier(
         dropout=0.1,
         attention_dropout=0.0,
         bag_dropout=0.1,
-        learning_rate=1e-3,
+        max_instances=64,
+        learning_rate=3e-3,
         weight_decay=1e-2,
-        batch_size=32,
-        max_iter=100,
+        batch_size=64,
+        max_iter=20,
         tol=1e-4,
         early_stopping=False,
         validation_fraction=0.1,
@@ -294,6 +297,7 @@ class HopfieldMILClassifier(
         self.dropout = dropout
         self.attention_dropout = attention_dropout
         self.bag_dropout = bag_dropout
+        self.max_instances = max_instances
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.batch_size = batch_size
@@ -409,9 +413,10 @@ class HopfieldMILClassifier(
             validation = part(val_idx) if val_idx is not None else None
             rate = float(self.bag_dropout)
             n_members = int(self.n_members)
+            cap = None if self.max_instances is None else int(self.max_instances)
 
             def batch_loss(net, ib, yb, wb):
-                sel = [bag_t[i] for i in ib.tolist()]
+                sel = sample_instances([bag_t[i] for i in ib.tolist()], cap)
                 keep = None
                 if rate > 0:
                     keep = drop_instances([len(b) for b in sel], n_members, rate, device=device)
@@ -430,6 +435,7 @@ class HopfieldMILClassifier(
                 batch_loss,
                 tensors,
                 max_iter=self.max_iter,
+                optimizer=_adamw(module, self.learning_rate, self.weight_decay),
                 batch_size=self.batch_size,
                 learning_rate=self.learning_rate,
                 weight_decay=self.weight_decay,
@@ -439,12 +445,14 @@ class HopfieldMILClassifier(
                 validation_score=val_score if validation else None,
                 verbose=self.verbose,
                 name=type(self).__name__,
+                lr_schedule="cosine",
             )
             module = module.cpu().eval()
-        if not result.converged:
+        if _cut_short(result, self.max_iter, self.tol):
             warnings.warn(
-                f"{type(self).__name__}: reached max_iter={self.max_iter} epochs without "
-                "converging; raise max_iter or tol.",
+                f"{type(self).__name__}: the training loss still fell by more than "
+                f"10 * tol = {10 * self.tol:g} an epoch in the last tenth of the "
+                f"max_iter={self.max_iter} epochs; the fit was cut short, raise max_iter.",
                 ConvergenceWarning,
                 stacklevel=2,
             )
