@@ -94,8 +94,9 @@ def run(sizes):
 
 def row(label, r):
     return (
-        f"| {label} | {r['instances']} | {r['hopfield_cpu']:.1f} | {r['us_per_instance']:.1f} | "
-        f"{r['us_per_seen']:.1f} | {r['hopfield_auc']:.1f} | {r['rf_cpu']:.1f} | {r['rf_auc']:.1f} |"
+        f"| {label} | {r['instances']} | {r['hopfield_cpu']:.1f} | "
+        f"{r['us_per_instance']:.1f} | {r['us_per_seen']:.1f} | {r['hopfield_auc']:.1f} | "
+        f"{r['rf_cpu']:.1f} | {r['rf_auc']:.1f} |"
     )
 
 
@@ -107,15 +108,17 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(1)
     head = [
-        "| bags | instances | HopfieldMIL CPU (s) | µs per instance | µs per instance-epoch trained "
-        "| HopfieldMIL AUC "
+        "| bags | instances | HopfieldMIL CPU (s) | µs per instance "
+        "| µs per instance-epoch trained | HopfieldMIL AUC "
         "| pooled RF CPU (s) | pooled RF AUC |",
         "|---|---|---|---|---|---|---|---|",
     ]
     lines = [
         "Stratified 10-fold, HopfieldMILClassifier with its defaults (full training), "
         "1 torch thread; CPU seconds of the process for the whole 10-fold run (fits and "
-        "predictions), per instance of the data set, and per instance-epoch that training read (an epoch reads at most `max_instances` = 64 instances of each training bag, so this is the cost model's unit). Goal: the run of 100 bags of 50 "
+        "predictions), per instance of the data set, and per instance-epoch that "
+        "training read (an epoch reads at most `max_instances` = 64 instances of each "
+        "training bag: the unit of the cost model). Goal: the run of 100 bags of 50 "
         "to 1,000 instances under 30 s, the time per instance flat from mean bag size 10 "
         "to 1,000.",
         "",

@@ -7,13 +7,11 @@ A sample is a bag of instances with one label. The sklearn face lives here
 
 import copy
 import numbers
-import warnings
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, column_or_1d
@@ -26,9 +24,9 @@ from ._base import (
     seeded,
     torch_threads,
 )
+from ._classifier import _adamw
 from ._supervised import TRAINING_CONSTRAINTS, NeuralClassifierMixin
 from ._training import train
-from ._classifier import _adamw, _cut_short
 from .nn._mil import POOLINGS, MILNet, drop_instances, sample_instances
 from .utils import check_bags
 
@@ -85,8 +83,9 @@ class HopfieldMILClassifier(
     minibatch are packed one after another and every pooling is a segment
     reduction over a bag's instances, so the cost is proportional to the
     number of instances, and a bag's output does not depend on the other
-    bags it is batched with. While training, a random ``bag_dropout``
-    share of each bag's instances is hidden (never all of them).
+    bags it is batched with. While training, a step reads at most
+    ``max_instances`` random instances of a bag, and a random
+    ``bag_dropout`` share of those is hidden (never all of them).
 
     Parameters
     ----------
@@ -132,17 +131,26 @@ class HopfieldMILClassifier(
     bag_dropout : float, default=0.1
         Share of each bag's instances hidden at random in every training
         step (at least one instance always stays).
-    learning_rate : float, default=1e-3
-        AdamW learning rate.
+    max_instances : int or None, default=64
+        At most this many instances of a bag enter a training step, drawn
+        at random without replacement anew in every step (the subsampling
+        DeepRC, Widrich et al. 2020, uses for bags of 1e5 sequences); a
+        step then costs at most ``batch_size * max_instances`` instances,
+        whatever the bag sizes. Prediction and ``instance_attention`` read
+        every instance. ``None`` trains on whole bags.
+    learning_rate : float, default=3e-3
+        AdamW learning rate, annealed to 0 over ``max_iter`` epochs by a
+        cosine schedule.
     weight_decay : float, default=1e-2
         AdamW decoupled weight decay.
-    batch_size : int, default=32
+    batch_size : int, default=64
         Bags per gradient step.
     max_iter : int, default=20
-        Maximum number of epochs.
+        Number of epochs: the planned length of the schedule, so reaching
+        it is the normal end of a fit (no ``ConvergenceWarning``).
     tol : float, default=1e-4
-        Training stops when the training loss (or, with early stopping,
-        the validation score) has not improved by ``tol`` for
+        Training stops earlier when the training loss (or, with early
+        stopping, the validation score) has not improved by ``tol`` for
         ``n_iter_no_change`` consecutive epochs.
     early_stopping : bool, default=False
         Hold out a stratified ``validation_fraction`` of the bags, stop when
@@ -448,14 +456,6 @@ class HopfieldMILClassifier(
                 lr_schedule="cosine",
             )
             module = module.cpu().eval()
-        if _cut_short(result, self.max_iter, self.tol):
-            warnings.warn(
-                f"{type(self).__name__}: the training loss still fell by more than "
-                f"10 * tol = {10 * self.tol:g} an epoch in the last tenth of the "
-                f"max_iter={self.max_iter} epochs; the fit was cut short, raise max_iter.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
         # all fitted attributes in one step, so a reader never sees half of a refit
         es = self.early_stopping
         self.__dict__.update(

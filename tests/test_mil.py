@@ -20,7 +20,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from skhop import HopfieldMILClassifier
 from skhop.datasets import make_mil_bags
 from skhop.nn import MILNet
-from skhop.nn._mil import drop_instances
+from skhop.nn._mil import drop_instances, sample_instances
 from skhop.preprocessing import BagStandardScaler
 from skhop.utils import instance_attention, pad_bags
 
@@ -650,3 +650,46 @@ def test_twenty_bags_of_100000_instances_fit_and_predict_in_bounded_memory(monke
     print(f"extra peak: {extra_mb:.0f} MB")
     # the bags are 512 MB (float32, used in place); one padded or packed copy would be as much
     assert extra_mb < 256
+
+
+# ------------------------------------------------- training on a budget
+
+
+def test_sample_instances_caps_long_bags_without_replacement():
+    torch.manual_seed(0)
+    short, long = torch.randn(3, 4), torch.arange(200.0).reshape(100, 2)
+    out = sample_instances([short, long], 10)
+    assert out[0] is short  # bags within the cap are used as they are
+    rows = out[1][:, 0] / 2  # row numbers of the drawn instances
+    assert out[1].shape == (10, 2)
+    assert len(set(rows.tolist())) == 10  # no instance drawn twice
+    assert bool((rows[1:] > rows[:-1]).all())  # in bag order
+    assert torch.equal(out[1], long[rows.long()])
+    again = sample_instances([long], 10)[0]
+    assert not torch.equal(again, out[1])  # drawn anew at each call
+    assert sample_instances([long], None)[0] is long
+
+
+def test_max_instances_bounds_what_a_step_reads(monkeypatch, data):
+    bags, y, _ = data
+    seen = []
+    real = MILNet.member_logits
+
+    def spy(self, sel, keep=None, chunk_size=None):
+        seen.append(max(len(b) for b in sel))
+        return real(self, sel, keep, chunk_size)
+
+    monkeypatch.setattr(MILNet, "member_logits", spy)
+    fit(bags, y, max_iter=2, max_instances=4)
+    assert seen and max(seen) == 4  # the bags hold 3 to 9 instances
+    seen.clear()
+    fit(bags, y, max_iter=2, max_instances=None)
+    assert max(seen) == max(len(b) for b in bags)
+
+
+def test_default_fit_runs_its_budget_without_warning(data):
+    bags, y, _ = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        clf = HopfieldMILClassifier(max_iter=6, tol=0.0, random_state=0).fit(bags, y)
+    assert clf.n_iter_ == 6  # the schedule's length, reached without a warning
