@@ -15,7 +15,7 @@ Usage::
 
     python benchmarks/mil.py                 # all four data sets, 3 seeds
     python benchmarks/mil.py --seeds 0 --datasets fox tiger
-    python benchmarks/mil.py --params '{"num_heads": 8}' --no-write   # try other settings
+    python benchmarks/mil.py --params '{"n_heads": 8}' --no-write   # try other settings
 
 The table is printed and written to ``benchmarks/results/mil.md``.
 """

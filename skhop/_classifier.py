@@ -34,6 +34,7 @@ from ._quantile import quantile_fit, quantile_normal
 from ._supervised import TRAINING_CONSTRAINTS, NeuralClassifierMixin
 from ._training import train
 from .nn import RowHopfieldLayer
+from .nn._optim import fused_adamw
 
 __all__ = ["HopfieldClassifier"]
 
@@ -515,7 +516,9 @@ class HopfieldClassifier(
             batch_loss,
             tensors,
             max_iter=self.max_iter,
-            optimizer=_adamw(module, self.learning_rate, self.weight_decay),
+            optimizer=fused_adamw(
+                module.parameter_groups(self.learning_rate), self.learning_rate, self.weight_decay
+            ),
             batch_size=batch,
             learning_rate=self.learning_rate,
             weight_decay=self.weight_decay,
@@ -578,12 +581,3 @@ def _cut_short(result, max_iter, tol):
         return False
     k = max(1, len(curve) // 10)
     return (curve[-1 - k] - curve[-1]) / k > 10 * tol
-
-
-def _adamw(module, learning_rate, weight_decay):
-    """AdamW over the trainable parameters, fused where torch has the fused kernel."""
-    params = module.parameter_groups(learning_rate)
-    try:
-        return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)

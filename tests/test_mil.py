@@ -20,11 +20,11 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from skhop import HopfieldMILClassifier
 from skhop.datasets import make_mil_bags
 from skhop.nn import MILNet
-from skhop.nn._mil import drop_instances
+from skhop.nn._mil import drop_instances, sample_instances
 from skhop.preprocessing import BagStandardScaler
 from skhop.utils import instance_attention, pad_bags
 
-FAST = dict(hidden_dim=16, num_heads=2, n_members=1, batch_size=8, max_iter=25, random_state=0)
+FAST = dict(hidden_dim=16, n_heads=2, n_members=1, batch_size=8, max_iter=25, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +220,7 @@ def test_instance_attention(fitted, data):
 
 
 def test_clone_and_params():
-    clf = HopfieldMILClassifier(hidden_dim=8, num_heads=2)
+    clf = HopfieldMILClassifier(hidden_dim=8, n_heads=2)
     params = clf.get_params()
     assert params["hidden_dim"] == 8 and params["device"] == "cpu"
     twin = clone(clf)
@@ -282,7 +282,7 @@ def test_cross_val_and_grid_search_with_list_of_bags(data):
         scores = cross_val_score(pipe, bags, y, cv=cv, scoring="roc_auc")
         assert scores.shape == (3,) and scores.mean() > 0.8
         grid = GridSearchCV(
-            pipe, {"hopfieldmilclassifier__num_queries": [1, 2]}, cv=cv, scoring="neg_log_loss"
+            pipe, {"hopfieldmilclassifier__n_queries": [1, 2]}, cv=cv, scoring="neg_log_loss"
         )
         grid.fit(bags, y)
         # each candidate was fitted with its own value, and the best one refitted on all bags
@@ -439,7 +439,7 @@ def test_bad_input_at_predict(fitted, data):
 @pytest.mark.parametrize(
     "params, match",
     [
-        (dict(hidden_dim=10, num_heads=4), "divisible by num_heads"),
+        (dict(hidden_dim=10, n_heads=4), "divisible by n_heads"),
         (dict(pooling=("mean", "median")), "pooling"),
         (dict(hidden_dim=0), "hidden_dim"),
         (dict(bag_dropout=1.0), "bag_dropout"),
@@ -636,7 +636,7 @@ def test_twenty_bags_of_100000_instances_fit_and_predict_in_bounded_memory(monke
     proba = np.empty((20, 2))
     """
     work = """
-    clf = HopfieldMILClassifier(hidden_dim=16, num_heads=2, max_iter=1, random_state=0)
+    clf = HopfieldMILClassifier(hidden_dim=16, n_heads=2, max_iter=1, random_state=0)
     clf = clf.fit(bags, y)
     proba = clf.predict_proba(bags)
     """
@@ -650,3 +650,46 @@ def test_twenty_bags_of_100000_instances_fit_and_predict_in_bounded_memory(monke
     print(f"extra peak: {extra_mb:.0f} MB")
     # the bags are 512 MB (float32, used in place); one padded or packed copy would be as much
     assert extra_mb < 256
+
+
+# ------------------------------------------------- training on a budget
+
+
+def test_sample_instances_caps_long_bags_without_replacement():
+    torch.manual_seed(0)
+    short, long = torch.randn(3, 4), torch.arange(200.0).reshape(100, 2)
+    out = sample_instances([short, long], 10)
+    assert out[0] is short  # bags within the cap are used as they are
+    rows = out[1][:, 0] / 2  # row numbers of the drawn instances
+    assert out[1].shape == (10, 2)
+    assert len(set(rows.tolist())) == 10  # no instance drawn twice
+    assert bool((rows[1:] > rows[:-1]).all())  # in bag order
+    assert torch.equal(out[1], long[rows.long()])
+    again = sample_instances([long], 10)[0]
+    assert not torch.equal(again, out[1])  # drawn anew at each call
+    assert sample_instances([long], None)[0] is long
+
+
+def test_max_instances_bounds_what_a_step_reads(monkeypatch, data):
+    bags, y, _ = data
+    seen = []
+    real = MILNet.member_logits
+
+    def spy(self, sel, keep=None, chunk_size=None):
+        seen.append(max(len(b) for b in sel))
+        return real(self, sel, keep, chunk_size)
+
+    monkeypatch.setattr(MILNet, "member_logits", spy)
+    fit(bags, y, max_iter=2, max_instances=4)
+    assert seen and max(seen) == 4  # the bags hold 3 to 9 instances
+    seen.clear()
+    fit(bags, y, max_iter=2, max_instances=None)
+    assert max(seen) == max(len(b) for b in bags)
+
+
+def test_default_fit_runs_its_budget_without_warning(data):
+    bags, y, _ = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        clf = HopfieldMILClassifier(max_iter=6, tol=0.0, random_state=0).fit(bags, y)
+    assert clf.n_iter_ == 6  # the schedule's length, reached without a warning

@@ -30,7 +30,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ._rebuild import Rebuildable
 
-__all__ = ["MILNet", "MemberLinear", "drop_instances", "POOLINGS"]
+__all__ = ["MILNet", "MemberLinear", "drop_instances", "sample_instances", "POOLINGS"]
 
 POOLINGS = ("mean", "max", "min")
 DTYPE = torch.float32
@@ -81,6 +81,24 @@ def drop_instances(lengths, n_members, rate, device=None):
         top.scatter_reduce_(0, bag[:, None].expand_as(u), u, "amax", include_self=False)
         keep |= emptied[bag] & (u == top[bag])
     return keep
+
+
+def sample_instances(bags, max_instances):
+    """Each bag longer than ``max_instances`` cut to that many of its instances, drawn anew.
+
+    The instances are drawn without replacement (in their original order);
+    shorter bags are returned as they are. A training step then costs at
+    most ``max_instances`` instances per bag, whatever the bag sizes (the
+    subsampling of DeepRC, Widrich et al. 2020, for bags of 1e5 sequences).
+    """
+    if max_instances is None:
+        return bags
+    return [
+        b
+        if len(b) <= max_instances
+        else b[torch.randperm(len(b), device=b.device)[:max_instances].sort().values]
+        for b in bags
+    ]
 
 
 def _segment_max(values, index, n, fill):

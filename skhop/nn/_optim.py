@@ -1,4 +1,4 @@
-"""A plain AdamW step for small fits.
+"""Optimizers: torch's AdamW, fused where it can be, and a plain AdamW step for small fits.
 
 ``torch.optim`` imports ``torch._dynamo`` the first time an optimizer is
 built (seconds in a fresh process). The few-parameter fits of the imputer
@@ -11,7 +11,15 @@ import math
 
 import torch
 
-__all__ = ["AdamW"]
+__all__ = ["AdamW", "fused_adamw"]
+
+
+def fused_adamw(params, lr, weight_decay):
+    """``torch.optim.AdamW`` over ``params`` (tensors or groups), fused where torch can."""
+    try:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
 class AdamW:
