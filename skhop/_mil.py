@@ -10,7 +10,6 @@ import numbers
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
@@ -27,7 +26,7 @@ from ._base import (
 from ._docs import shared_parameters
 from ._supervised import TRAINING_CONSTRAINTS, NeuralClassifierMixin
 from ._training import train
-from .nn._mil import POOLINGS, MILNet, drop_instances, sample_instances
+from .nn._mil import POOLINGS, MILNet
 from .nn._optim import fused_adamw
 from .utils import check_bags
 
@@ -421,23 +420,13 @@ class HopfieldMILClassifier(
             tensors = part(train_idx)
             validation = part(val_idx) if val_idx is not None else None
             rate = float(self.bag_dropout)
-            n_members = int(self.n_members)
             cap = None if self.max_instances is None else int(self.max_instances)
 
             def batch_loss(net, ib, yb, wb):
-                sel = sample_instances([bag_t[i] for i in ib.tolist()], cap)
-                keep = None
-                if rate > 0:
-                    keep = drop_instances([len(b) for b in sel], n_members, rate, device=device)
-                logits = net.member_logits(sel, keep)  # (n_members, batch, n_classes)
-                loss = F.cross_entropy(
-                    logits.flatten(0, 1), yb.repeat(n_members), reduction="none"
-                ).view(n_members, -1)
-                return (loss * wb).sum() / (wb.sum() * n_members)
+                return net.training_loss([bag_t[i] for i in ib.tolist()], yb, wb, cap, rate)
 
             def val_score(net, iv, yv, wv):
-                loss = F.nll_loss(net([bag_t[i] for i in iv.tolist()]), yv, reduction="none")
-                return -(loss * wv).sum() / wv.sum()
+                return net.validation_score([bag_t[i] for i in iv.tolist()], yv, wv)
 
             result = train(
                 module,

@@ -70,7 +70,7 @@ def test_default_fit_ignores_monotone_rescaling_of_a_feature(data):
 
 
 def test_periodic_embedding_keeps_each_feature_beside_its_features():
-    emb = PeriodicEmbedding(3, n_frequencies=8, embedding_dim=4, dtype=torch.float64)
+    emb = PeriodicEmbedding(3, num_frequencies=8, embedding_dim=4, dtype=torch.float64)
     x = torch.randn(6, 3, dtype=torch.float64)
     out = emb(x).reshape(6, 3, 5)
     assert out.shape[-1] * 3 == emb.output_size

@@ -130,7 +130,7 @@ def _dense_reference(net, bag):
     ]
     if len(net.memories):  # similarity of the nearest instance to each stored one
         d2 = torch.cdist(x.double(), net.memories.double()).square().amin(0)
-        feats.append(torch.exp(-d2 / net.n_features).float())
+        feats.append(torch.exp(-d2 / net.input_size).float())
     logits = torch.cat(feats) @ net.head.weight[0] + net.head.bias[0, 0]
     return torch.log_softmax(logits, dim=-1), att.mean(dim=(0, 1))
 

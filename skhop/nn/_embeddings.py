@@ -21,9 +21,9 @@ class PeriodicEmbedding(nn.Module):
 
     Parameters
     ----------
-    n_features : int
+    num_features : int
         Number of input features.
-    n_frequencies : int, default=16
+    num_frequencies : int, default=16
         Periodic functions per feature.
     embedding_dim : int, default=4
         Outputs of each feature's linear map (the feature's own value is kept
@@ -43,13 +43,13 @@ class PeriodicEmbedding(nn.Module):
     torch.Size([5, 15])
     """
 
-    def __init__(self, n_features, n_frequencies=16, embedding_dim=4, sigma=0.1, dtype=None):
+    def __init__(self, num_features, num_frequencies=16, embedding_dim=4, sigma=0.1, dtype=None):
         super().__init__()
         if not sigma > 0:
             raise ValueError(f"sigma must be positive, got {sigma!r}.")
-        self.n_features, self.sigma = int(n_features), float(sigma)
-        self.n_frequencies, self.embedding_dim = int(n_frequencies), int(embedding_dim)
-        f, k, d = self.n_features, self.n_frequencies, self.embedding_dim
+        self.num_features, self.sigma = int(num_features), float(sigma)
+        self.num_frequencies, self.embedding_dim = int(num_frequencies), int(embedding_dim)
+        f, k, d = self.num_features, self.num_frequencies, self.embedding_dim
         self.frequency = nn.Parameter(torch.randn(f, k, dtype=dtype))
         self.phase = nn.Parameter(torch.empty(f, k, dtype=dtype).uniform_(-math.pi, math.pi))
         bound = 1.0 / math.sqrt(k)  # nn.Linear's initialisation, per feature
@@ -58,19 +58,19 @@ class PeriodicEmbedding(nn.Module):
 
     @property
     def output_size(self):
-        """Width of the flattened output, ``n_features * (embedding_dim + 1)``."""
-        return self.n_features * (self.embedding_dim + 1)
+        """Width of the flattened output, ``num_features * (embedding_dim + 1)``."""
+        return self.num_features * (self.embedding_dim + 1)
 
     def forward(self, x):
         """Embed rows.
 
         Parameters
         ----------
-        x : Tensor of shape (n, n_features)
+        x : Tensor of shape (n, num_features)
 
         Returns
         -------
-        embedded : Tensor of shape (n, n_features * (embedding_dim + 1))
+        embedded : Tensor of shape (n, num_features * (embedding_dim + 1))
         """
         w = (2 * math.pi * self.sigma) * self.frequency
         periodic = torch.cos(torch.addcmul(self.phase, x.unsqueeze(-1), w))  # (n, f, k)

@@ -1,6 +1,6 @@
 """Multiple-instance networks on packed bags.
 
-A batch of bags is a list of 2-D tensors ``(n_instances_i, n_features)``.
+A batch of bags is a list of 2-D tensors ``(n_instances_i, input_size)``.
 The instances of all bags are read as one stream, cut into pieces of at most
 ``chunk_size`` instances (a piece may hold many small bags or a slice of a
 large one), and every reduction over a bag is a segment reduction over the
@@ -14,9 +14,9 @@ pieces are checkpointed (recomputed in the backward pass) when a batch has
 more than one, so the gradient of a bag of 100,000 instances also needs only
 one piece's activations at a time.
 
-``n_members`` networks are trained side by side as one module: their weights
+``num_members`` networks are trained side by side as one module: their weights
 are stacked along a leading member axis and applied with batched matrix
-products, so an ensemble costs one pass, not ``n_members``.
+products, so an ensemble costs one pass, not ``num_members``.
 """
 
 import bisect
@@ -39,19 +39,20 @@ CHUNK_SIZE = 8192
 
 
 class MemberLinear(nn.Module):
-    """``n_members`` independent linear maps applied in one batched product.
+    """``num_members`` independent linear maps applied in one batched product.
 
-    ``forward(x)`` takes ``(n_members, n, in_features)``, or ``(n,
-    in_features)`` shared by every member, and returns ``(n_members, n,
+    ``forward(x)`` takes ``(num_members, n, in_features)``, or ``(n,
+    in_features)`` shared by every member, and returns ``(num_members, n,
     out_features)``. Each member is initialised as ``torch.nn.Linear`` is.
     """
 
-    def __init__(self, n_members, in_features, out_features):
+    def __init__(self, num_members, in_features, out_features):
         super().__init__()
-        self.n_members, self.in_features, self.out_features = n_members, in_features, out_features
+        self.num_members = num_members
+        self.in_features, self.out_features = in_features, out_features
         bound = 1.0 / math.sqrt(in_features)
-        w = torch.empty(n_members, in_features, out_features, dtype=DTYPE).uniform_(-bound, bound)
-        b = torch.empty(n_members, 1, out_features, dtype=DTYPE).uniform_(-bound, bound)
+        w = torch.empty(num_members, in_features, out_features, dtype=DTYPE).uniform_(-bound, bound)
+        b = torch.empty(num_members, 1, out_features, dtype=DTYPE).uniform_(-bound, bound)
         self.weight, self.bias = nn.Parameter(w), nn.Parameter(b)
 
     def forward(self, x):
@@ -62,8 +63,8 @@ class MemberLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
-def drop_instances(lengths, n_members, rate, device=None):
-    """Bool ``(sum(lengths), n_members)``: which instances each member keeps.
+def drop_instances(lengths, num_members, rate, device=None):
+    """Bool ``(sum(lengths), num_members)``: which instances each member keeps.
 
     A random ``rate`` of each bag's instances is dropped for each member
     independently, never all of a bag: where every instance of a bag would
@@ -71,13 +72,13 @@ def drop_instances(lengths, n_members, rate, device=None):
     """
     lengths = torch.as_tensor(lengths, device=device)
     bag = torch.repeat_interleave(torch.arange(len(lengths), device=device), lengths)
-    u = torch.rand((len(bag), n_members), dtype=DTYPE, device=device)
+    u = torch.rand((len(bag), num_members), dtype=DTYPE, device=device)
     keep = u >= rate
-    kept = torch.zeros((len(lengths), n_members), dtype=torch.long, device=device)
+    kept = torch.zeros((len(lengths), num_members), dtype=torch.long, device=device)
     kept.index_add_(0, bag, keep.long())
     emptied = kept == 0
     if bool(emptied.any()):
-        top = torch.full((len(lengths), n_members), -1.0, dtype=DTYPE, device=device)
+        top = torch.full((len(lengths), num_members), -1.0, dtype=DTYPE, device=device)
         top.scatter_reduce_(0, bag[:, None].expand_as(u), u, "amax", include_self=False)
         keep |= emptied[bag] & (u == top[bag])
     return keep
@@ -119,10 +120,10 @@ def _segment_sum(values, index, n):
 
 
 class MILNet(Rebuildable, nn.Module):
-    """Instance encoder, Hopfield pooling of each bag and a linear head, ``n_members`` times.
+    """Instance encoder, Hopfield pooling of each bag and a linear head, ``num_members`` times.
 
-    Every instance is encoded by ``n_layers`` ReLU layers of width
-    ``hidden_dim``; ``num_queries`` learned state patterns retrieve from the
+    Every instance is encoded by ``num_layers`` ReLU layers of width
+    ``hidden_size``; ``num_queries`` learned state patterns retrieve from the
     (layer-normalised) encoded instances of a bag with ``num_heads`` heads
     (softmax with inverse temperature ``beta``), the mean / max / min of the
     encoded instances (``pooling``) are appended, and a linear layer maps
@@ -131,16 +132,16 @@ class MILNet(Rebuildable, nn.Module):
 
     Parameters
     ----------
-    n_features, n_classes, hidden_dim, n_layers, num_heads, num_queries : int
+    input_size, num_classes, hidden_size, num_layers, num_heads, num_queries : int
     beta : float or None
-        ``None`` means ``1 / sqrt(hidden_dim / num_heads)``.
+        ``None`` means ``1 / sqrt(hidden_size / num_heads)``.
     learn_beta, normalize : bool
     dropout, attention_dropout : float
     pooling : tuple of {"mean", "max", "min"}
-    n_members : int, default=1
-    n_memories : int, default=0
+    num_members : int, default=1
+    num_memories : int, default=0
         Stored instances (see :meth:`init_memories_`); each adds to the bag
-        vector the similarity ``exp(-d^2 / n_features)`` of the bag's
+        vector the similarity ``exp(-d^2 / input_size)`` of the bag's
         instance nearest to it (MILES' bag embedding, the large-beta limit
         of retrieving the bag with the stored instance as the query).
 
@@ -159,10 +160,10 @@ class MILNet(Rebuildable, nn.Module):
 
     def __init__(
         self,
-        n_features,
-        n_classes,
-        hidden_dim,
-        n_layers,
+        input_size,
+        num_classes,
+        hidden_size,
+        num_layers,
         num_heads,
         num_queries,
         beta,
@@ -171,39 +172,39 @@ class MILNet(Rebuildable, nn.Module):
         dropout,
         attention_dropout,
         pooling,
-        n_members=1,
-        n_memories=0,
+        num_members=1,
+        num_memories=0,
     ):
         super().__init__()
-        if hidden_dim % num_heads:
+        if hidden_size % num_heads:
             raise ValueError(
-                f"hidden_dim ({hidden_dim}) must be divisible by num_heads ({num_heads})."
+                f"hidden_size ({hidden_size}) must be divisible by num_heads ({num_heads})."
             )
         pooling = tuple(pooling)
         if any(p not in POOLINGS for p in pooling) or len(set(pooling)) != len(pooling):
             raise ValueError(f"pooling must be distinct names from {POOLINGS}, got {pooling!r}.")
-        k = n_members
-        self.n_members, self.num_heads, self.num_queries = k, num_heads, num_queries
+        k = num_members
+        self.num_members, self.num_heads, self.num_queries = k, num_heads, num_queries
         self.pooling, self.dropout, self.attention_dropout = pooling, dropout, attention_dropout
-        self.n_features = n_features
-        width = n_features
+        self.input_size = input_size
+        width = input_size
         self.encoder = nn.ModuleList()
-        for _ in range(n_layers):
-            self.encoder.append(MemberLinear(k, width, hidden_dim))
-            width = hidden_dim
+        for _ in range(num_layers):
+            self.encoder.append(MemberLinear(k, width, hidden_size))
+            width = hidden_size
         self.width = width
         if normalize:
             self.norm_weight = nn.Parameter(torch.ones(k, 1, width, dtype=DTYPE))
             self.norm_bias = nn.Parameter(torch.zeros(k, 1, width, dtype=DTYPE))
         else:
             self.norm_weight = self.norm_bias = None
-        self.k_proj = MemberLinear(k, width, hidden_dim)
-        self.v_proj = MemberLinear(k, width, hidden_dim)
-        self.out_proj = MemberLinear(k, hidden_dim, hidden_dim)
-        query = torch.randn(k, num_queries, hidden_dim, dtype=DTYPE) / math.sqrt(hidden_dim)
+        self.k_proj = MemberLinear(k, width, hidden_size)
+        self.v_proj = MemberLinear(k, width, hidden_size)
+        self.out_proj = MemberLinear(k, hidden_size, hidden_size)
+        query = torch.randn(k, num_queries, hidden_size, dtype=DTYPE) / math.sqrt(hidden_size)
         self.query = nn.Parameter(query)
         if beta is None:
-            beta = 1.0 / math.sqrt(hidden_dim // num_heads)
+            beta = 1.0 / math.sqrt(hidden_size // num_heads)
         log_beta = torch.tensor(math.log(beta), dtype=DTYPE)
         if learn_beta:
             self.log_beta = nn.Parameter(log_beta)
@@ -211,17 +212,17 @@ class MILNet(Rebuildable, nn.Module):
             self.register_buffer("log_beta", log_beta)
         # stored instances (set by init_memories_): a bag is also described by how
         # close it comes to each, the large-beta limit of a Hopfield retrieval
-        self.register_buffer("memories", torch.zeros(n_memories, n_features, dtype=DTYPE))
-        self.kinds = pooling + (("memory",) if n_memories else ())
-        n_in = num_queries * hidden_dim + len(pooling) * width + n_memories
-        self.head = MemberLinear(k, n_in, n_classes)
+        self.register_buffer("memories", torch.zeros(num_memories, input_size, dtype=DTYPE))
+        self.kinds = pooling + (("memory",) if num_memories else ())
+        n_in = num_queries * hidden_size + len(pooling) * width + num_memories
+        self.head = MemberLinear(k, n_in, num_classes)
 
     def init_memories_(self, patterns):
         """Store instances as the memory the bags are compared with.
 
         Parameters
         ----------
-        patterns : array-like of shape (n_memories, n_features)
+        patterns : array-like of shape (num_memories, input_size)
 
         Returns
         -------
@@ -234,13 +235,13 @@ class MILNet(Rebuildable, nn.Module):
     # ------------------------------------------------------------ pieces
 
     def _encode(self, x):
-        """``(n, n_features)`` -> encoded ``(K, n, width)``, scores ``(n, K, H, Q)``, values.
+        """``(n, input_size)`` -> encoded ``(K, n, width)``, scores ``(n, K, H, Q)``, values.
 
         The keys are never formed: a query's score against the key
         ``z W_k + b_k`` of head ``h`` is ``z (W_k q)_h + (b_k q)_h``, so the
         queries are folded into the key projection once per call.
         """
-        k, heads = self.n_members, self.num_heads
+        k, heads = self.num_members, self.num_heads
         h = x.to(DTYPE)
         if not self.encoder:
             h = h.unsqueeze(0).expand(k, -1, -1)
@@ -279,7 +280,7 @@ class MILNet(Rebuildable, nn.Module):
                     xf = x.to(DTYPE)
                     m = self.memories
                     d2 = (xf.square().sum(1, keepdim=True) - 2 * xf @ m.T) + m.square().sum(1)
-                    w = (-d2).unsqueeze(1).expand(-1, self.n_members, -1)
+                    w = (-d2).unsqueeze(1).expand(-1, self.num_members, -1)
                     if kept is not None:
                         w = w.masked_fill(~kept, -math.inf)
                     parts.append(_segment_max(w, index, n, -math.inf))
@@ -337,13 +338,13 @@ class MILNet(Rebuildable, nn.Module):
         lengths = plan.lengths
         top, total, acc, *pools = pooled
         out = acc / total.clamp_min(torch.finfo(total.dtype).tiny).unsqueeze(-1)  # (B,K,H,Q,hd)
-        k = self.n_members
+        k = self.num_members
         out = out.permute(1, 0, 3, 2, 4).reshape(k, n_bags * self.num_queries, -1)
         out = self.out_proj(out).reshape(k, n_bags, -1)
         feats = [out]
         for kind, p in zip(self.kinds, pools, strict=True):
-            if kind == "memory":  # similarity exp(-d^2 / n_features) of the nearest instance
-                p = torch.exp(p.clamp_max(0.0) / self.n_features)
+            if kind == "memory":  # similarity exp(-d^2 / input_size) of the nearest instance
+                p = torch.exp(p.clamp_max(0.0) / self.input_size)
             elif kind == "mean":
                 if keep is None:
                     count = lengths.to(p.dtype)[:, None, None]
@@ -353,7 +354,7 @@ class MILNet(Rebuildable, nn.Module):
                 p = p / count
             feats.append(p.transpose(0, 1))
         bag_vec = F.dropout(torch.cat(feats, dim=-1), self.dropout, self.training)
-        return self.head(bag_vec)  # (K, B, n_classes)
+        return self.head(bag_vec)  # (K, B, num_classes)
 
     # ------------------------------------------------------------ public
 
@@ -362,8 +363,8 @@ class MILNet(Rebuildable, nn.Module):
 
         Parameters
         ----------
-        bags : list of Tensor of shape (n_instances_i, n_features)
-        keep : bool Tensor of shape (sum of n_instances_i, n_members), optional
+        bags : list of Tensor of shape (n_instances_i, input_size)
+        keep : bool Tensor of shape (sum of n_instances_i, num_members), optional
             Which instances each member sees (instances in bag order), as
             ``drop_instances`` draws them; all by default.
         chunk_size : int, optional
@@ -372,17 +373,63 @@ class MILNet(Rebuildable, nn.Module):
 
         Returns
         -------
-        logits : Tensor of shape (n_members, n_bags, n_classes)
+        logits : Tensor of shape (num_members, n_bags, num_classes)
         """
         pooled, plan = self._pool(bags, keep, chunk_size)
         return self._logits(pooled, plan, keep, len(bags))
+
+    def training_loss(self, bags, labels, weights, max_instances=None, bag_dropout=0.0):
+        """Weighted cross-entropy of every member on one batch of bags.
+
+        Parameters
+        ----------
+        bags : list of Tensor of shape (n_instances_i, input_size)
+        labels : long Tensor of shape (n_bags,)
+        weights : Tensor of shape (n_bags,)
+            Sample weights; the loss is their weighted mean over bags and members.
+        max_instances : int, optional
+            Each bag is read through at most this many of its instances,
+            drawn anew without replacement (:func:`sample_instances`).
+        bag_dropout : float, default=0.0
+            Share of instances each member does not see (:func:`drop_instances`).
+
+        Returns
+        -------
+        loss : Tensor of shape ()
+        """
+        sel = sample_instances(bags, max_instances)
+        keep = None
+        if bag_dropout > 0:
+            lengths = [len(b) for b in sel]
+            keep = drop_instances(lengths, self.num_members, bag_dropout, labels.device)
+        logits = self.member_logits(sel, keep)  # (num_members, n_bags, num_classes)
+        loss = F.cross_entropy(
+            logits.flatten(0, 1), labels.repeat(self.num_members), reduction="none"
+        ).view(self.num_members, -1)
+        return (loss * weights).sum() / (weights.sum() * self.num_members)
+
+    def validation_score(self, bags, labels, weights):
+        """Weighted mean log-likelihood of the labels (higher is better).
+
+        Parameters
+        ----------
+        bags : list of Tensor of shape (n_instances_i, input_size)
+        labels : long Tensor of shape (n_bags,)
+        weights : Tensor of shape (n_bags,)
+
+        Returns
+        -------
+        score : Tensor of shape ()
+        """
+        loss = F.nll_loss(self(bags), labels, reduction="none")
+        return -(loss * weights).sum() / weights.sum()
 
     def forward(self, bags, return_attention=False, chunk_size=None):
         """Class scores of a list of bags.
 
         Parameters
         ----------
-        bags : list of Tensor of shape (n_instances_i, n_features)
+        bags : list of Tensor of shape (n_instances_i, input_size)
         return_attention : bool, default=False
             Also return each instance's pooling weight.
         chunk_size : int, optional
@@ -391,7 +438,7 @@ class MILNet(Rebuildable, nn.Module):
 
         Returns
         -------
-        scores : Tensor of shape (n_bags, n_classes)
+        scores : Tensor of shape (n_bags, num_classes)
             The members' mean log-probabilities.
         attention : Tensor of shape (sum of n_instances_i,)
             Only with ``return_attention``: each instance's weight in the
@@ -433,7 +480,7 @@ class _Plan:
         ]
 
     def gather(self, piece):
-        """The instances ``(n, n_features)`` of a piece and their bag in the piece."""
+        """The instances ``(n, input_size)`` of a piece and their bag in the piece."""
         a, b, first, last = piece
         st = self.starts
         if first == 0 and last == len(self.bags) - 1 and b - a == self.ends[-1]:  # all bags

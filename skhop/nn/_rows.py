@@ -35,7 +35,7 @@ class RowHopfieldLayer(HopfieldLayer):
     The embedding ``W`` (a linear map, optionally after a periodic embedding
     of each feature and a ReLU hidden layer) and ``beta`` are learned; the
     stored rows are buffers set by :meth:`store_`. The heads' probabilities are averaged, floored at
-    ``floor / n_classes`` so that no class has probability zero.
+    ``floor / num_classes`` so that no class has probability zero.
 
     Parameters
     ----------
@@ -43,7 +43,7 @@ class RowHopfieldLayer(HopfieldLayer):
         Number of features of a row.
     num_memories : int
         Number of stored rows.
-    n_classes : int
+    num_classes : int
         Number of classes.
     hidden_size : int, default=64
         Embedding size of each head.
@@ -71,7 +71,7 @@ class RowHopfieldLayer(HopfieldLayer):
     --------
     >>> import torch
     >>> from skhop.nn import RowHopfieldLayer
-    >>> layer = RowHopfieldLayer(input_size=4, num_memories=10, n_classes=3)
+    >>> layer = RowHopfieldLayer(input_size=4, num_memories=10, num_classes=3)
     >>> layer = layer.store_(torch.randn(10, 4), torch.arange(10) % 3)
     >>> layer.log_proba(torch.randn(5, 4)).exp().sum(-1)
     tensor([1.0000, 1.0000, 1.0000, 1.0000, 1.0000], grad_fn=<SumBackward1>)
@@ -81,7 +81,7 @@ class RowHopfieldLayer(HopfieldLayer):
         self,
         input_size,
         num_memories,
-        n_classes,
+        num_classes,
         hidden_size=64,
         *,
         num_heads=1,
@@ -105,7 +105,7 @@ class RowHopfieldLayer(HopfieldLayer):
             super().__init__(
                 first,
                 1,  # one learned pattern, replaced below by the stored rows
-                output_size=n_classes,
+                output_size=num_classes,
                 hidden_size=hidden_size * num_heads,
                 num_heads=num_heads,
                 beta=1.0 / math.sqrt(hidden_size) if beta is None else beta,
@@ -114,7 +114,7 @@ class RowHopfieldLayer(HopfieldLayer):
             )
         if not 0.0 <= floor < 1.0:
             raise ValueError(f"floor must be in [0, 1), got {floor!r}.")
-        self.input_size, self.n_classes, self.floor = input_size, n_classes, float(floor)
+        self.input_size, self.num_classes, self.floor = input_size, num_classes, float(floor)
         self.num_memories = num_memories
         if dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}.")
@@ -154,7 +154,7 @@ class RowHopfieldLayer(HopfieldLayer):
         ----------
         rows : Tensor of shape (num_memories, input_size)
         labels : LongTensor of shape (num_memories,)
-            Class indices in ``[0, n_classes)``.
+            Class indices in ``[0, num_classes)``.
         mass : Tensor of shape (num_memories,), optional
             Positive weight of each row; 1 by default.
 
@@ -217,11 +217,11 @@ class RowHopfieldLayer(HopfieldLayer):
         return torch.cat([self.embed(b) for b in x.split(self._block)], dim=1)
 
     def _floored(self, log_p):
-        """``log((1 - floor) p + floor / n_classes)``, the heads' probabilities averaged."""
+        """``log((1 - floor) p + floor / num_classes)``, the heads' probabilities averaged."""
         if self.floor > 0:
             log_p = torch.logaddexp(
                 log_p + math.log1p(-self.floor),
-                torch.full_like(log_p, math.log(self.floor / self.n_classes)),
+                torch.full_like(log_p, math.log(self.floor / self.num_classes)),
             )
         return torch.logsumexp(log_p, dim=0) - math.log(log_p.shape[0])
 
@@ -267,7 +267,7 @@ class RowHopfieldLayer(HopfieldLayer):
 
         Returns
         -------
-        log_proba : Tensor of shape (n, n_classes)
+        log_proba : Tensor of shape (n, num_classes)
         """
         scores = self.scores(query, keys, log_mass)
         if mask is not None:
@@ -276,7 +276,7 @@ class RowHopfieldLayer(HopfieldLayer):
             scores.diagonal(dim1=-2, dim2=-1).add_(diagonal)
         top = scores.amax(dim=-1, keepdim=True).clamp_min(torch.finfo(scores.dtype).min).detach()
         weights = (scores - top).exp()  # (heads, n, m)
-        onehot = nn.functional.one_hot(labels, self.n_classes).to(weights.dtype)
+        onehot = nn.functional.one_hot(labels, self.num_classes).to(weights.dtype)
         per_class = weights @ onehot  # (heads, n, classes)
         tiny = torch.finfo(per_class.dtype).tiny  # log(0) would make the gradient NaN
         log_p = per_class.clamp_min(tiny).log() - per_class.sum(-1, keepdim=True).log()
@@ -297,14 +297,14 @@ class RowHopfieldLayer(HopfieldLayer):
 
         Returns
         -------
-        log_proba : Tensor of shape (n, n_classes)
+        log_proba : Tensor of shape (n, num_classes)
         """
         q = self._embed_blocks(x)
         k = self._embed_blocks(self.stored)
         mass = self.mass.to(q.dtype)
         # a key's mass multiplies its value: the read-out of [m_j onehot_j, m_j]
         # divided by its last entry is the mass-weighted retrieval
-        onehot = nn.functional.one_hot(self.labels, self.n_classes).to(q.dtype)
+        onehot = nn.functional.one_hot(self.labels, self.num_classes).to(q.dtype)
         values = torch.cat([onehot * mass[:, None], mass[:, None]], dim=1)
         out = _retrieve(
             q,
@@ -326,6 +326,6 @@ class RowHopfieldLayer(HopfieldLayer):
 
         Returns
         -------
-        log_proba : Tensor of shape (n, n_classes)
+        log_proba : Tensor of shape (n, num_classes)
         """
         return self.log_proba(input)

@@ -72,9 +72,9 @@ class FeatureMap(Rebuildable, nn.Module):
 
     Parameters
     ----------
-    n_features : int
+    input_size : int
         Input dimension ``d``.
-    feature_dim : int
+    output_size : int
         Output dimension ``k``.
 
     Notes
@@ -91,17 +91,17 @@ class FeatureMap(Rebuildable, nn.Module):
     torch.Size([4, 2])
     """
 
-    def __init__(self, n_features, feature_dim):
+    def __init__(self, input_size, output_size):
         super().__init__()
-        self.n_features = positive_int("n_features", n_features)
-        self.feature_dim = positive_int("feature_dim", feature_dim)
-        self.weight = nn.Parameter(torch.eye(self.feature_dim, self.n_features))
+        self.input_size = positive_int("input_size", input_size)
+        self.output_size = positive_int("output_size", output_size)
+        self.weight = nn.Parameter(torch.eye(self.output_size, self.input_size))
 
     def forward(self, x):
         return x @ self.weight.mT
 
     def extra_repr(self):
-        return f"n_features={self.n_features}, feature_dim={self.feature_dim}"
+        return f"input_size={self.input_size}, output_size={self.output_size}"
 
 
 def _principal_directions(memories, k, chunk_rows=65536):
