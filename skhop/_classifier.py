@@ -461,42 +461,13 @@ class HopfieldClassifier(
         device = module.stored.device
         n = module.stored.shape[0]
         cap = _AUTO_MEMORIES if self.n_memories == "auto" else int(self.n_memories)
-        labels = module.labels
-        log_mass = module.mass.log()
         smoothing = float(self.label_smoothing)
 
         def batch_loss(net, idx, yb, wb):
-            if n <= cap:
-                keys_idx = None
-                keys = net.embed(net.stored)
-                query = keys if idx.shape[0] == n else keys[:, idx]
-                lm, kl = log_mass, labels
-                if idx.shape[0] == n:  # full batch: row i is key i
-                    return _nll(
-                        net.log_proba_from(query, keys, kl, lm, diagonal=own),
-                        yb,
-                        wb,
-                    )
-                mask = torch.zeros(idx.shape[0], n, dtype=keys.dtype, device=device)
-                mask[torch.arange(idx.shape[0], device=device), idx] = own[idx]
-            else:
-                keys_idx = torch.randperm(n, device=device)[:cap]
-                keys = net.embed(net.stored[keys_idx])
-                query = net.embed(net.stored[idx])
-                lm, kl = log_mass[keys_idx], labels[keys_idx]
-                same = idx[:, None] == keys_idx[None, :]
-                mask = torch.where(same, own[idx][:, None], torch.zeros((), device=device))
-            return _nll(net.log_proba_from(query, keys, kl, lm, mask), yb, wb)
-
-        def _nll(logp, yb, wb):
-            nll = -logp.gather(1, yb[:, None])[:, 0]
-            if smoothing > 0:
-                nll = (1 - smoothing) * nll - smoothing * logp.mean(dim=1)
-            return nll.dot(wb) / wb.sum()
+            return net.training_loss(idx, yb, wb, own, max_keys=cap, label_smoothing=smoothing)
 
         def val_score(net, xv, yv, wv):
-            pred = net.log_proba(xv).argmax(dim=1)
-            return ((pred == yv).to(wv.dtype) * wv).sum() / wv.sum()
+            return net.accuracy(xv, yv, wv)
 
         tensors = (
             torch.arange(n, device=device),

@@ -282,6 +282,68 @@ class RowHopfieldLayer(HopfieldLayer):
         log_p = per_class.clamp_min(tiny).log() - per_class.sum(-1, keepdim=True).log()
         return self._floored(log_p)
 
+    def training_loss(self, idx, labels, weights, own, *, max_keys=None, label_smoothing=0.0):
+        """Weighted negative log-likelihood of stored rows ``idx``, each left out of its own read.
+
+        Parameters
+        ----------
+        idx : long Tensor of shape (batch,)
+            Stored rows whose labels are predicted from the others.
+        labels, weights : Tensor of shape (batch,)
+            Their labels and sample weights.
+        own : Tensor of shape (num_memories,)
+            Log of the share of a row's mass it may see of itself: ``-inf``
+            leaves it out entirely, ``log((c - 1) / c)`` keeps the other copies
+            of a row stored ``c`` times.
+        max_keys : int, optional
+            Retrieve from at most this many stored rows, drawn anew each step;
+            all of them by default.
+        label_smoothing : float, default=0.0
+
+        Returns
+        -------
+        loss : Tensor of shape ()
+        """
+        n = self.stored.shape[0]
+        log_mass = self.mass.log()
+        if max_keys is None or n <= max_keys:
+            keys = self.embed(self.stored)
+            if idx.shape[0] == n:  # full batch: row i is key i
+                log_p = self.log_proba_from(keys, keys, self.labels, log_mass, diagonal=own)
+            else:
+                mask = keys.new_zeros(idx.shape[0], n)
+                mask[torch.arange(idx.shape[0], device=idx.device), idx] = own[idx]
+                query = keys[:, idx]
+                log_p = self.log_proba_from(query, keys, self.labels, log_mass, mask)
+        else:
+            keys_idx = torch.randperm(n, device=idx.device)[:max_keys]
+            keys = self.embed(self.stored[keys_idx])
+            query = self.embed(self.stored[idx])
+            same = idx[:, None] == keys_idx[None, :]
+            mask = torch.where(same, own[idx][:, None], keys.new_zeros(()))
+            log_p = self.log_proba_from(
+                query, keys, self.labels[keys_idx], log_mass[keys_idx], mask
+            )
+        nll = -log_p.gather(1, labels[:, None])[:, 0]
+        if label_smoothing > 0:
+            nll = (1 - label_smoothing) * nll - label_smoothing * log_p.mean(dim=1)
+        return nll.dot(weights) / weights.sum()
+
+    def accuracy(self, x, labels, weights):
+        """Weighted accuracy of the predictions for rows ``x`` (a validation score).
+
+        Parameters
+        ----------
+        x : Tensor of shape (n, input_size)
+        labels, weights : Tensor of shape (n,)
+
+        Returns
+        -------
+        accuracy : Tensor of shape ()
+        """
+        pred = self.log_proba(x).argmax(dim=1)
+        return ((pred == labels).to(weights.dtype) * weights).sum() / weights.sum()
+
     def log_proba(self, x, chunk_size=None):
         """Class log-probabilities of rows against every stored row.
 
