@@ -22,9 +22,10 @@ from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
 
 CACHE = Path(__file__).resolve().parent / "results" / ".cache" / "imputation"
 K_GRID = (1, 3, 5, 10, 20, 50)
-# trees of the missforest package's LightGBM learners (its default, 100, costs
-# 5x as much on these 2 shared cores; the forest peers must finish every table)
-MF_TREES = 20
+# trees of the missforest package's LightGBM learners, without linear_tree (its
+# defaults, 100 trees with linear_tree, take hours on the 262-column table on these
+# 2 shared cores; the forest peers must finish every table)
+MF_TREES = 10
 N_BLOCKS = 3
 
 
@@ -112,8 +113,8 @@ def _missforest(Xm):
     from lightgbm import LGBMClassifier, LGBMRegressor
     from missforest import MissForest
 
-    # the package's own learners (LightGBM, linear_tree) with MF_TREES trees, on one thread
-    lgbm = dict(verbosity=-1, linear_tree=True, n_estimators=MF_TREES, n_jobs=1)
+    # the package's own learners (LightGBM) with MF_TREES plain trees, on one thread
+    lgbm = dict(verbosity=-1, n_estimators=MF_TREES, n_jobs=1)
     mf = MissForest(clf=LGBMClassifier(**lgbm), rgr=LGBMRegressor(**lgbm), verbose=0)
     frame = pd.DataFrame(Xm, columns=[f"c{i}" for i in range(Xm.shape[1])])
     # the package returns its columns reordered (by missing share): back to the input's order
@@ -154,7 +155,7 @@ PEERS = {
         ),
     ),
     "missforest package": (
-        f"LightGBM linear_tree, n_estimators={MF_TREES}, n_jobs=1, columns reordered back",
+        f"LightGBM n_estimators={MF_TREES}, n_jobs=1, columns reordered back",
         _quiet(_missforest),
     ),
 }

@@ -15,7 +15,7 @@ Sections (``--sections``, all by default):
     BayesianRidge, IterativeImputer with ExtraTrees (the MissForest recipe
     of scikit-learn's documentation: 10 trees, 10 rounds, with MissForest's
     own ``sqrt(d)`` features per split so it finishes every table) and the
-    ``missforest`` package (its LightGBM learners with 20 trees). Peer
+    ``missforest`` package (its LightGBM learners with 10 plain trees). Peer
     results are cached per dataset (see ``_impute_peers.py``);
     HopfieldImputer is run fresh.
 ``pipeline``
@@ -192,6 +192,9 @@ def main():
     ap.add_argument("--peers-only", action="store_true")
     ap.add_argument("--skip-slow", action="store_true", help="leave out the forest peers")
     ap.add_argument(
+        "--only-peers", default=None, help="with --peers-only: peers whose name has this"
+    )
+    ap.add_argument(
         "--slow-cached-only",
         action="store_true",
         help="report the forest peers only where their results are cached (never compute them)",
@@ -211,12 +214,15 @@ def main():
     if args.skip_slow:
         for name in SLOW:
             PEER_NAMES.remove(name)
+    if args.only_peers:
+        PEER_NAMES[:] = [name for name in PEER_NAMES if args.only_peers in name]
     sections = args.sections.split(",")
     full_run = (
         args.half == "all"
         and not args.datasets
         and not args.rates
         and not args.skip_slow
+        and not args.only_peers
         and not args.peers_only
         and set(sections) >= {"uci", "pipeline", "mixed", "coverage", "fresh"}
     )
@@ -233,7 +239,8 @@ def main():
         "an earlier process than HopfieldImputer's. The forest peers, within the "
         "machine's means: IterativeImputer with ExtraTreesRegressor(n_estimators=10, "
         "max_features='sqrt') and max_iter=10 (MissForest's sqrt(d) features per split), "
-        "the missforest package with its LightGBM learners at n_estimators=20. A peer "
+        "the missforest package with its LightGBM learners at n_estimators=10, no "
+        "linear_tree. A peer "
         "shown on fewer datasets than the half (with `--slow-cached-only`) is compared "
         "with HopfieldImputer on those datasets only.",
     ]

@@ -32,7 +32,7 @@ _SELECT_REPEATS = 2
 _TRAIN_ROWS = 4096
 _TRAIN_BATCH = 256
 # steps without a new best training loss before the training of the weights stops
-_TRAIN_PATIENCE = 10
+_TRAIN_PATIENCE = 20
 # feature_weights="auto" learns the weights up to this many features
 _AUTO_LEARN_MAX_FEATURES = 256
 

@@ -130,7 +130,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
     max_iter : int, default=50
         Length of the training in ``fit``: steps of the feature weights
         (one per epoch, training stops early once the loss has not improved
-        for 10 of them), or Stage I epochs when a feature map is used.
+        for 20 of them), or Stage I epochs when a feature map is used.
     learning_rate : float, default=0.05
         AdamW learning rate of that training.
     chunk_size : int or None, default=None
