@@ -1,5 +1,6 @@
 """Sections of ``benchmarks/imputation.py`` beyond the RMSE tables."""
 
+import os
 import subprocess
 import sys
 import time
@@ -306,10 +307,14 @@ def fresh_section(lines, repeats=3):
         ).stdout.split()
         runs.append([float(v) for v in out[:4]] + [out[4] == "True"])
     med = np.median(np.array([r[:4] for r in runs]), axis=0)
+    load = os.getloadavg()[0]
     lines += [
         "",
         f"### A small fit in a fresh process (diabetes, 442 x 10, 10% removed; median of "
         f"{repeats} processes)",
+        "",
+        f"Machine load while measured: 1-minute load average {load:.1f} on "
+        f"{os.cpu_count()} cores (other work shares them; the times grow with it).",
         "",
         "| import (numpy, sklearn, skhop) | first HopfieldImputer fit | second fit | "
         "KNNImputer fit+transform | torch._dynamo imported |",
