@@ -32,7 +32,7 @@ _SELECT_REPEATS = 2
 _TRAIN_ROWS = 4096
 _TRAIN_BATCH = 256
 # steps without a new best training loss before the training of the weights stops
-_TRAIN_PATIENCE = 10
+_TRAIN_PATIENCE = 20
 # feature_weights="auto" learns the weights up to this many features
 _AUTO_LEARN_MAX_FEATURES = 256
 
@@ -103,20 +103,6 @@ def _learn_weights(
     return (w / w.mean()).cpu().numpy().astype(np.float64), beta, list(result.loss_curve)
 
 
-def _residual_noise(errors, spreads, overall):
-    """Per column, the standard deviation a draw needs beyond the spread of the stored values.
-
-    A draw from the retrieval distribution has the attention-weighted
-    variance of the stored values (``spreads``); the fill misses the hidden
-    entries by ``errors`` (both mean squares on hidden training entries, per
-    column). Gaussian noise of variance ``errors - spreads`` (at least 0)
-    makes the draws' spread match the error; a column never hidden takes
-    ``overall``, the same from all columns.
-    """
-    gap = np.where(np.isnan(errors), overall, errors - spreads)
-    return np.sqrt(np.clip(gap, 0.0, None))
-
-
 def fit_retrieval(est, fitted, rng, device, fit_feature_map):
     """beta, sharpening, feature weights (and the Stage I map) for the working rows.
 
@@ -134,6 +120,7 @@ def fit_retrieval(est, fitted, rng, device, fit_feature_map):
         "loss_curve_": None,
         "n_iter_": 0,
         "_posterior_noise": np.zeros(memories.shape[1]),
+        "_posterior_beta": 1.0 if est.beta == "auto" else float(est.beta),
     }
     if memories.shape[1] == 0:
         return out
@@ -157,7 +144,7 @@ def fit_retrieval(est, fitted, rng, device, fit_feature_map):
     beta, sharpen = out["beta_"], False
     noise = np.zeros(memories.shape[1])
     if est.beta == "auto":
-        errors, spreads, unit, per_column = masked.select_beta(
+        errors, _, unit, _ = masked.select_beta(
             mem,
             _BETA_GRID,
             est.separation,
@@ -179,10 +166,6 @@ def fit_retrieval(est, fitted, rng, device, fit_feature_map):
             )
             beta = float(grid[on if sharpen else off])
             out["beta_grid_"], out["beta_errors_"] = grid, errors[int(sharpen)]
-            k, t = int(sharpen), on if sharpen else off
-            noise = _residual_noise(
-                per_column[0, k, t], per_column[1, k, t], errors[k, t] - spreads[k, t]
-            )
         if est.verbose:
             print(f"HopfieldImputer: beta = {beta:.4g}, sharpening {'on' if sharpen else 'off'}")
     weights = None
@@ -209,6 +192,27 @@ def fit_retrieval(est, fitted, rng, device, fit_feature_map):
             verbose=est.verbose,
         )
     out.update(beta_=beta, sharpen_=bool(sharpen), loss_curve_=curve)
+    # the draws' temperature and noise, calibrated at the metric transform uses
+    if weights is not None:
+        w = torch.as_tensor(weights, dtype=dtype, device=device)
+        mem = masked.MaskedMemory(
+            x, observed, fallback, est.similarity, weights=w, feature_map=feature_map
+        )
+    calibrated = masked.calibrate_draws(
+        mem,
+        beta,
+        sharpen,
+        est.separation,
+        est.top_k,
+        block_rows(memories.shape[0], est.chunk_size),
+        _SELECT_ROWS,
+        _SELECT_REPEATS,
+        rng,
+        hideable=hideable,
+    )
+    out["_posterior_beta"] = beta
+    if calibrated is not None:
+        out["_posterior_beta"], noise = calibrated
     # categorical columns are drawn by their vote shares, without noise
     out["_posterior_noise"] = np.where(level < 0, noise, 0.0)
     out["n_iter_"] = 0 if curve is None else len(curve)

@@ -140,7 +140,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
     max_iter : int, default=50
         Length of the training in ``fit``: steps of the feature weights
         (one per epoch, training stops early once the loss has not improved
-        for 10 of them), or Stage I epochs when a feature map is used.
+        for 20 of them), or Stage I epochs when a feature map is used.
     learning_rate : float, default=0.05
         AdamW learning rate of that training.
     chunk_size : int or None, default=None
@@ -152,10 +152,11 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         instead of its mean: one stored row that observes the feature,
         drawn with the attention weights, plus Gaussian noise (for a
         categorical feature, a category drawn with the vote shares). The
-        noise makes the draws as spread as the fill's error: with
-        ``beta="auto"`` its variance, per feature, is the squared error of
-        the fill minus the attention-weighted variance of the stored values,
-        both measured on hidden training entries (0 for a given ``beta``). Draws are seeded by
+        noise makes the draws as spread as the fill's error: its variance,
+        per feature, is the squared error of the fill minus the
+        attention-weighted variance of the stored values (at least 0), both
+        measured in ``fit`` on hidden training entries at the fitted ``beta``
+        and feature weights. Draws are seeded by
         ``random_state`` at ``transform`` (the same seed gives the same
         draws), so imputers with different seeds give multiple imputations
         whose spread expresses the uncertainty. A ``transform``-time knob,
@@ -547,7 +548,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
                 torch.as_tensor(z, dtype=dtype, device=device),
                 torch.as_tensor(sub_miss, device=device),
                 mem,
-                self.beta_,
+                self._posterior_beta if self.sample_posterior else self.beta_,
                 opts["separation"],
                 opts["top_k"],
                 sharpen=self.sharpen_,

@@ -11,6 +11,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
 from skhop import HopfieldImputer
+from skhop.nn import masked
 from skhop.nn.functional import hopfield_retrieve
 
 
@@ -428,8 +429,10 @@ def test_sample_posterior_draws_are_seeded_donor_values_plus_calibrated_noise():
     assert np.array_equal(draws[0][~miss], Xm[~miss])
     auto = HopfieldImputer(random_state=0, max_iter=3, sample_posterior=True).fit(Xm)
     assert auto._posterior_noise.shape == (4,) and (auto._posterior_noise >= 0).all()
-    # a given beta adds no noise: each draw is the value of a stored row
+    # a given beta is calibrated too; without the noise each draw is a stored row's value
     fixed = _fixed(beta=1.0, sample_posterior=True, random_state=0).fit(Xm)
+    assert fixed._posterior_beta in {f * 1.0 for f in masked.POSTERIOR_FACTORS}
+    fixed._posterior_noise = np.zeros(4)
     out = fixed.transform(Xm)
     for j in range(Xm.shape[1]):
         donors = Xm[~miss[:, j], j]
@@ -450,3 +453,27 @@ def test_mixed_frame_with_indicator_and_empty_features():
     full = kept.set_output(transform="pandas").fit_transform(frame)
     assert list(full.columns) == list(frame.columns) and (full["empty"] == 0).all()
     assert isinstance(full, pd.DataFrame)
+
+
+def _central_coverage(draws, truth, level):
+    # share of the truths whose rank among the draws lies in the central band (no ties)
+    u = ((draws < truth).sum(0) + 0.5) / (draws.shape[0] + 1)
+    return float((np.abs(u - 0.5) <= level / 2).mean())
+
+
+def test_sample_posterior_draws_cover_the_removed_values_at_the_nominal_rate():
+    rng = np.random.RandomState(31)
+    z = rng.randn(400, 2)
+    X = np.c_[z, z @ rng.randn(2, 3)] + 0.5 * rng.randn(400, 5)
+    hide = rng.rand(*X.shape) < 0.3
+    Xm = np.where(hide, np.nan, X)
+    imp = HopfieldImputer(random_state=0, max_iter=5, sample_posterior=True).fit(Xm)
+
+    def coverage(level):
+        draws = np.stack([imp.set_params(random_state=s).transform(Xm)[hide] for s in range(39)])
+        return _central_coverage(draws, X[hide], level)
+
+    assert abs(coverage(0.8) - 0.8) < 0.06 and abs(coverage(0.5) - 0.5) < 0.06
+    # draws from the nearest stored rows only (a far colder posterior, no noise) are not
+    imp._posterior_noise, imp._posterior_beta = np.zeros(5), imp.beta_ * 16
+    assert coverage(0.8) < 0.74

@@ -29,6 +29,7 @@ from .functional import similarity_scores
 __all__ = [
     "MaskedMemory",
     "MetricNet",
+    "calibrate_draws",
     "complete",
     "hidden_entry_loss",
     "hide_one",
@@ -293,6 +294,41 @@ def _eligible(observed, hideable):
     return torch.nonzero((n_obs >= 2) & (n_hide >= 1)).squeeze(1)
 
 
+def _sample_hidden(observed, n_rows, n_repeats, rng, hideable):
+    """``n_repeats`` (rows, column) draws: sampled stored rows, one hideable entry each."""
+    hide_np = None if hideable is None else hideable.cpu().numpy()
+    eligible = _eligible(observed, hideable).cpu().numpy()
+    if eligible.size == 0 or observed.shape[0] < 2:
+        return None
+    draws = []
+    for _ in range(n_repeats):
+        take = eligible if eligible.size <= n_rows else rng.choice(eligible, n_rows, replace=False)
+        idx = torch.as_tensor(take, device=observed.device)
+        col = torch.as_tensor(_hidden_columns(observed[idx], rng, hide_np), device=observed.device)
+        draws.append((idx, col))
+    return draws
+
+
+def _hidden_moments(mem, draws, betas, separation, top_k, block_rows):
+    """Per column, the mean :func:`_grid_errors` (2, 2, n_grid, d) over the hidden entries.
+
+    NaN for a column never hidden; also returns the means over all hidden
+    entries (2, 2, n_grid).
+    """
+    d = mem.x.shape[1]
+    sums = torch.zeros(2, 2, betas.shape[0], d, dtype=torch.float64)
+    counts = torch.zeros(d, dtype=torch.float64)
+    for idx, col in draws:
+        for start in range(0, idx.shape[0], block_rows):
+            r, c = idx[start : start + block_rows], col[start : start + block_rows]
+            s, lacking = hide_one(mem.x, mem.observed, r, c, mem.scores)
+            sums += _grid_errors(s, lacking, mem, r, c, betas, separation, top_k).cpu()
+            counts += torch.bincount(c.cpu(), minlength=d).to(torch.float64)
+    per_column = (sums / counts.clamp_min(1)).numpy()
+    per_column[..., counts.numpy() == 0] = np.nan
+    return per_column, (sums.sum(-1) / counts.sum()).numpy()
+
+
 def select_beta(mem, grid, separation, top_k, block_rows, n_rows, n_repeats, rng, hideable=None):
     """Self-supervised choice of beta: hide one observed entry per sampled row, fill it back.
 
@@ -307,38 +343,125 @@ def select_beta(mem, grid, separation, top_k, block_rows, n_rows, n_repeats, rng
     values (2, n_grid), the unit and both per hidden column (2, 2, n_grid,
     d; NaN for a column never hidden), or four Nones.
     """
-    x, observed = mem.x, mem.observed
-    M = x.shape[0]
-    hide_np = None if hideable is None else hideable.cpu().numpy()
-    eligible = _eligible(observed, hideable).cpu().numpy()
-    if eligible.size == 0 or M < 2:
+    M = mem.x.shape[0]
+    draws = _sample_hidden(mem.observed, n_rows, n_repeats, rng, hideable)
+    if draws is None:
         return None, None, None, None
-    draws = []
-    for _ in range(n_repeats):
-        take = eligible if eligible.size <= n_rows else rng.choice(eligible, n_rows, replace=False)
-        idx = torch.as_tensor(take, device=x.device)
-        col = torch.as_tensor(_hidden_columns(observed[idx], rng, hide_np), device=x.device)
-        draws.append((idx, col))
     unit_cols = None
     if M > UNIT_MEMORIES:
         unit_cols = torch.as_tensor(np.sort(rng.choice(M, UNIT_MEMORIES, replace=False)))
-    unit = _score_unit(x, observed, mem.scores, draws[0], block_rows, unit_cols)
+    unit = _score_unit(mem.x, mem.observed, mem.scores, draws[0], block_rows, unit_cols)
     if unit is None:
         return None, None, None, None
-    grid = torch.as_tensor(grid, dtype=torch.float64)
-    d = x.shape[1]
-    sums = torch.zeros(2, 2, grid.shape[0], d, dtype=torch.float64)
-    counts = torch.zeros(d, dtype=torch.float64)
+    betas = torch.as_tensor(grid, dtype=torch.float64) / unit
+    per_column, (errors, spreads) = _hidden_moments(
+        mem, draws, betas, separation, top_k, block_rows
+    )
+    return errors, spreads, unit, per_column
+
+
+# posterior temperatures tried by calibrate_draws: the fitted beta times these
+POSTERIOR_FACTORS = tuple(2.0**k for k in range(-4, 3))
+# central intervals whose coverage calibrate_draws matches to their level
+_LEVELS = tuple(k / 10 for k in range(1, 10))
+
+
+def _draw_weights(s, lacking, beta, similarity, separation, top_k, sharpen):
+    """The retrieval weights a draw uses (rows sum to 1; 0 where no candidate)."""
+    sc = sharpened(s, beta, similarity, lacking if sharpen else None)
+    w = separate(sc.masked_fill(lacking, float("-inf")), separation, mask=lacking, top_k=top_k)
+    return w / w.sum(-1, keepdim=True).clamp_min(torch.finfo(w.dtype).tiny)
+
+
+def _pit_coverage(w, values, truth, sigma):
+    """Per hidden entry, the expected share of the central intervals of ``_LEVELS`` hit.
+
+    A draw is a stored value drawn with weights ``w`` (n, M) plus Gaussian
+    noise of standard deviation ``sigma`` (n,); the truth's probability
+    integral transform is uniform on ``[F(y-), F(y)]`` (an interval where
+    the draw has an atom at the truth). Returns (n_levels, n).
+    """
+    sd = sigma.unsqueeze(-1)
+    gap = truth.unsqueeze(-1) - values
+    smooth = 0.5 * (1.0 + torch.erf(gap / (sd * 2.0**0.5).clamp_min(1e-30)))
+    lo = (w * torch.where(sd > 0, smooth, (gap > 0).to(w.dtype))).sum(-1)
+    hi = (w * torch.where(sd > 0, smooth, (gap >= 0).to(w.dtype))).sum(-1)
+    hi = torch.maximum(hi, lo)
+    out = []
+    for level in _LEVELS:
+        a, b = (1.0 - level) / 2.0, (1.0 + level) / 2.0
+        inside = ((lo >= a) & (lo <= b)).to(w.dtype)
+        width = hi - lo
+        overlap = (
+            torch.minimum(hi, torch.full_like(hi, b)) - torch.maximum(lo, torch.full_like(lo, a))
+        ).clamp_min(0.0)
+        out.append(torch.where(width > 1e-6, overlap / width.clamp_min(1e-6), inside))
+    return torch.stack(out)
+
+
+def _noise(errors, spreads, overall):
+    """Per column, the standard deviation a draw needs beyond the spread of the stored values.
+
+    A draw from the retrieval distribution has the attention-weighted
+    variance of the stored values (``spreads``); the fill misses the hidden
+    entries by ``errors`` (both mean squares on hidden training entries, per
+    column). Gaussian noise of variance ``errors - spreads`` (at least 0)
+    makes the draws' spread match the error; a column never hidden takes
+    ``overall``, the same from all columns.
+    """
+    gap = np.where(np.isnan(errors), overall, errors - spreads)
+    return np.sqrt(np.clip(gap, 0.0, None))
+
+
+def calibrate_draws(
+    mem, beta, sharpen, separation, top_k, block_rows, n_rows, n_repeats, rng, hideable=None
+):
+    """The temperature and per-column noise of ``sample_posterior`` draws, calibrated.
+
+    Hidden training entries (the hide-one read-out of :func:`select_beta`,
+    at the memory's own coordinate weights) are drawn for at every
+    ``beta * f``, ``f`` in :data:`POSTERIOR_FACTORS`: a stored value drawn
+    with the retrieval weights plus Gaussian noise whose variance, per
+    column, is the fill's squared error minus the weights' variance of the
+    stored values (so the draws are as spread as the error). The factor kept
+    is the one whose draws cover the hidden values at the nominal rate of
+    central intervals (levels 0.1, ..., 0.9; least squared gap). Returns the
+    posterior beta and the noise (d,), or None when nothing can be hidden.
+    """
+    draws = _sample_hidden(mem.observed, n_rows, n_repeats, rng, hideable)
+    if draws is None:
+        return None
+    betas = beta * torch.tensor(POSTERIOR_FACTORS, dtype=torch.float64)
+    per_column, overall = _hidden_moments(mem, draws, betas, separation, top_k, block_rows)
+    k = int(sharpen)
+    noise = np.stack(
+        [
+            _noise(per_column[0, k, t], per_column[1, k, t], overall[0, k, t] - overall[1, k, t])
+            for t in range(betas.shape[0])
+        ]
+    )
+    hits = torch.zeros(betas.shape[0], len(_LEVELS), dtype=torch.float64)
+    count = 0
+    sigma_all = torch.as_tensor(noise, dtype=mem.x.dtype, device=mem.x.device)
     for idx, col in draws:
         for start in range(0, idx.shape[0], block_rows):
             r, c = idx[start : start + block_rows], col[start : start + block_rows]
-            s, lacking = hide_one(x, observed, r, c, mem.scores)
-            sums += _grid_errors(s, lacking, mem, r, c, grid / unit, separation, top_k).cpu()
-            counts += torch.bincount(c.cpu(), minlength=d).to(torch.float64)
-    per_column = (sums / counts.clamp_min(1)).numpy()
-    per_column[..., counts.numpy() == 0] = np.nan
-    errors, spreads = (sums.sum(-1) / counts.sum()).numpy()
-    return errors, spreads, unit, per_column
+            s, lacking = hide_one(mem.x, mem.observed, r, c, mem.scores)
+            has = ~lacking.all(-1)
+            values, truth = mem.x[:, c].mT, mem.x[r, c]
+            for t in range(betas.shape[0]):
+                w = _draw_weights(
+                    s, lacking, float(betas[t]), mem.similarity, separation, top_k, sharpen
+                )
+                cover = _pit_coverage(w, values, truth, sigma_all[t, c])
+                hits[t] += cover[:, has].sum(-1).cpu().to(torch.float64)
+            count += int(has.sum())
+    if count == 0:
+        return None
+    levels = torch.tensor(_LEVELS, dtype=torch.float64)
+    gaps = ((hits / count - levels) ** 2).sum(-1)
+    t = int(torch.argmin(gaps))
+    return float(betas[t]), noise[t]
 
 
 def _score_unit(x, observed, scores, draw, block_rows, unit_cols):
