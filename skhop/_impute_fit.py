@@ -14,9 +14,9 @@ from .nn._optim import AdamW
 from .nn.functional import AUTO_CHUNK_ELEMENTS
 
 
-def block_rows(n_memories, chunk_size):
-    if chunk_size is not None:
-        return chunk_size
+def block_rows(n_memories, batch_size):
+    if batch_size is not None:
+        return batch_size
     return max(1, AUTO_CHUNK_ELEMENTS // max(n_memories, 1))
 
 
@@ -149,7 +149,7 @@ def fit_retrieval(est, fitted, rng, device, fit_feature_map):
             _BETA_GRID,
             est.separation,
             est.top_k,
-            block_rows(memories.shape[0], est.chunk_size),
+            block_rows(memories.shape[0], est.batch_size),
             _SELECT_ROWS,
             _SELECT_REPEATS,
             rng,
@@ -204,7 +204,7 @@ def fit_retrieval(est, fitted, rng, device, fit_feature_map):
         sharpen,
         est.separation,
         est.top_k,
-        block_rows(memories.shape[0], est.chunk_size),
+        block_rows(memories.shape[0], est.batch_size),
         _SELECT_ROWS,
         _SELECT_REPEATS,
         rng,

@@ -51,10 +51,7 @@ def _is_nan(value):
     device="Fitted values stay on the CPU.",
     n_threads="fitting and transforming",
     verbose="the chosen ``beta`` and one line per training epoch",
-    random_state=(
-        "the self-supervised choice of ``beta``, the training and "
-        "Stage I, and the draws of ``sample_posterior``"
-    ),
+    random_state="the choice of ``beta``, the training and Stage I, and the posterior draws",
 )
 class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
     """Impute missing values by modern Hopfield retrieval over the training rows.
@@ -143,7 +140,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         for 20 of them), or Stage I epochs when a feature map is used.
     learning_rate : float, default=0.05
         AdamW learning rate of that training.
-    chunk_size : int or None, default=None
+    batch_size : int or None, default=None
         Rows completed per block; bounds the ``(rows, n_memories)`` score
         block. ``None`` keeps each block under 4 Mi scores. A memory knob
         only: results do not depend on it beyond float rounding.
@@ -160,7 +157,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         ``random_state`` at ``transform`` (the same seed gives the same
         draws), so imputers with different seeds give multiple imputations
         whose spread expresses the uncertainty. A ``transform``-time knob,
-        like ``chunk_size``, ``device``, ``n_threads`` and ``copy``; every
+        like ``batch_size``, ``device``, ``n_threads`` and ``copy``; every
         other parameter takes effect at the next ``fit``.
     add_indicator : bool, default=False
         Append a :class:`~sklearn.impute.MissingIndicator` of the features
@@ -245,7 +242,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
     entry, or with no entry in common with any stored row that observes a
     feature, gets that feature's training mean. Observed entries are
     returned unchanged, bit for bit. The work is matrix products over
-    blocks of ``chunk_size`` rows, ``O(n_rows * n_memories * n_features)``
+    blocks of ``batch_size`` rows, ``O(n_rows * n_memories * n_features)``
     in all, like :class:`~sklearn.impute.KNNImputer`.
 
     References
@@ -281,7 +278,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         "tau": [Interval(numbers.Real, 0, None, closed="neither")],
         "max_iter": [Interval(numbers.Integral, 0, None, closed="left")],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
-        "chunk_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "sample_posterior": ["boolean"],
         "add_indicator": ["boolean"],
         "keep_empty_features": ["boolean"],
@@ -308,7 +305,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         tau=0.1,
         max_iter=50,
         learning_rate=0.05,
-        chunk_size=None,
+        batch_size=None,
         sample_posterior=False,
         add_indicator=False,
         keep_empty_features=False,
@@ -331,7 +328,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
         self.tau = tau
         self.max_iter = max_iter
         self.learning_rate = learning_rate
-        self.chunk_size = chunk_size
+        self.batch_size = batch_size
         self.sample_posterior = sample_posterior
         self.add_indicator = add_indicator
         self.keep_empty_features = keep_empty_features
@@ -553,7 +550,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
                 opts["top_k"],
                 sharpen=self.sharpen_,
                 n_steps=opts["n_steps"],
-                block_rows=_impute_fit.block_rows(self.memories_.shape[0], self.chunk_size),
+                block_rows=_impute_fit.block_rows(self.memories_.shape[0], self.batch_size),
                 sample=sample,
                 generator=generator,
                 noise=noise,

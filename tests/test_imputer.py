@@ -126,7 +126,7 @@ def test_sparse_separations_fill_within_the_observed_range(separation):
 
 def test_chunking_does_not_change_the_result():
     _, Xm = _data(seed=6)
-    a = _fixed(chunk_size=1).fit(Xm).transform(Xm)
+    a = _fixed(batch_size=1).fit(Xm).transform(Xm)
     b = _fixed().fit(Xm).transform(Xm)
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
@@ -311,7 +311,7 @@ def test_chunk_size_never_changes_the_chosen_beta_or_the_fills():
     _, Xm = _data(n=80, d=5, rate=0.3, seed=21)
     ref = HopfieldImputer(random_state=0, max_iter=0).fit(Xm)
     for chunk in (1, 7, 200):
-        imp = HopfieldImputer(random_state=0, max_iter=0, chunk_size=chunk).fit(Xm)
+        imp = HopfieldImputer(random_state=0, max_iter=0, batch_size=chunk).fit(Xm)
         assert imp.beta_ == pytest.approx(ref.beta_, rel=1e-6)
         assert imp.sharpen_ == ref.sharpen_
         np.testing.assert_allclose(imp.transform(Xm), ref.transform(Xm), rtol=1e-5, atol=1e-6)
