@@ -41,7 +41,7 @@ starts = torch.cartesian_prod(axis, axis)  # one query per grid point
 
 def fixed_points(beta, n_steps=500):
     """Run the update from every grid point until it stops; distinct end points."""
-    ends = hopfield_retrieve(starts, memory, beta=beta, n_steps=n_steps, tol=1e-9)
+    ends = hopfield_retrieve(starts, memory, beta=beta, num_steps=n_steps, tol=1e-9)
     found = []
     for p in ends:
         if all(torch.dist(p, q) > 0.05 for q in found):

@@ -549,7 +549,7 @@ class HopfieldImputer(VersionedStateMixin, TransformerMixin, BaseEstimator):
                 opts["separation"],
                 opts["top_k"],
                 sharpen=self.sharpen_,
-                n_steps=opts["n_steps"],
+                num_steps=opts["n_steps"],
                 block_rows=_impute_fit.block_rows(self.memories_.shape[0], self.batch_size),
                 sample=sample,
                 generator=generator,

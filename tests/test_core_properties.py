@@ -126,6 +126,6 @@ def test_inputs_are_not_mutated():
     q[0, 1] = float("nan")
     q0, x0 = q.clone(), x.clone()
     hopfield_retrieve(q, x, query_mask="nan", chunk_size=100)
-    hopfield_retrieve(q, x, query_mask="nan", n_steps=3, similarity="cosine")
+    hopfield_retrieve(q, x, query_mask="nan", num_steps=3, similarity="cosine")
     torch.testing.assert_close(q, q0, equal_nan=True)
     torch.testing.assert_close(x, x0)

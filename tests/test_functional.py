@@ -123,26 +123,26 @@ def test_fixed_point_regimes():
     query = memory[:20]
     mean = memory.mean(0, keepdim=True).expand_as(query)
     # small beta: one global fixed point, the average of all stored patterns
-    out = hopfield_retrieve(query, memory, beta=1e-4, n_steps=5)
+    out = hopfield_retrieve(query, memory, beta=1e-4, num_steps=5)
     torch.testing.assert_close(out, mean, atol=1e-3, rtol=0)
     # large beta (beta * separation >> log M): every stored pattern is a fixed point
-    out = hopfield_retrieve(query, memory, beta=1000.0, n_steps=5)
+    out = hopfield_retrieve(query, memory, beta=1000.0, num_steps=5)
     torch.testing.assert_close(out, query, atol=1e-5, rtol=0)
     # intermediate beta: metastable states mixing several (but not all) patterns
-    _, attn = hopfield_retrieve(query, memory, beta=60.0, n_steps=3, return_attention=True)
+    _, attn = hopfield_retrieve(query, memory, beta=60.0, num_steps=3, return_attention=True)
     eff = 1.0 / (attn**2).sum(-1)  # effective number of patterns in the mix
     assert (eff > 1.5).float().mean() >= 0.25 and (eff < 0.5 * len(memory)).all()
 
 
-def test_n_steps_counts_updates_and_tol_stops_early():
+def test_num_steps_counts_updates_and_tol_stops_early():
     memory = torch.randn(20, 5, generator=_gen(8), dtype=torch.float64)
     q = torch.randn(3, 5, generator=_gen(9), dtype=torch.float64)
     manual = q
     for _ in range(3):
         manual = hopfield_retrieve(manual, memory, beta=2.0)
-    torch.testing.assert_close(hopfield_retrieve(q, memory, beta=2.0, n_steps=3), manual)
-    converged = hopfield_retrieve(q, memory, beta=2.0, n_steps=200)
-    early = hopfield_retrieve(q, memory, beta=2.0, n_steps=200, tol=1e-12)
+    torch.testing.assert_close(hopfield_retrieve(q, memory, beta=2.0, num_steps=3), manual)
+    converged = hopfield_retrieve(q, memory, beta=2.0, num_steps=200)
+    early = hopfield_retrieve(q, memory, beta=2.0, num_steps=200, tol=1e-12)
     torch.testing.assert_close(early, converged)
 
 
@@ -353,7 +353,7 @@ def test_cuda_matches_cpu():
         (dict(beta=0.0), "beta must be a positive"),
         (dict(beta=-1.0), "beta must be a positive"),
         (dict(beta=float("nan")), "beta must be a positive"),
-        (dict(n_steps=0), "n_steps"),
+        (dict(num_steps=0), "num_steps"),
         (dict(separation="topk"), "top_k"),
         (dict(chunk_size=0), "chunk_size"),
         (dict(separation="sparsemax", chunk_size=2), "chunk_size is supported"),

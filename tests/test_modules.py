@@ -124,7 +124,7 @@ def test_hopfield_layer_leading_dims_and_steps():
         output_size=2,
         hidden_size=8,
         num_heads=2,
-        n_steps=3,
+        num_steps=3,
         dropout=0.1,
         learn_beta=True,
     )

@@ -565,12 +565,20 @@ def test_auto_with_several_steps_iterates_the_chosen_similarity(images):
     for sim in ("neg_l2", "cosine"):
         rows = choice == sim
         ref = hopfield_retrieve(
-            torch.from_numpy(Q[rows]).float(), mem, beta=auto.beta_[sim], similarity=sim, n_steps=3
+            torch.from_numpy(Q[rows]).float(),
+            mem,
+            beta=auto.beta_[sim],
+            similarity=sim,
+            num_steps=3,
         )
         np.testing.assert_allclose(out[rows], ref.numpy(), atol=1e-4)
         # the neighbours: the most similar stored patterns to the state after two updates
         state = hopfield_retrieve(
-            torch.from_numpy(Q[rows]).float(), mem, beta=auto.beta_[sim], similarity=sim, n_steps=2
+            torch.from_numpy(Q[rows]).float(),
+            mem,
+            beta=auto.beta_[sim],
+            similarity=sim,
+            num_steps=2,
         )
         ref_ind = similarity_scores(state, mem, sim).argsort(dim=1, descending=True, stable=True)
         np.testing.assert_array_equal(auto.kneighbors(Q[rows], 2)[1], ref_ind[:, :2].numpy())

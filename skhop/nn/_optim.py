@@ -29,7 +29,7 @@ class AdamW:
         self.params = [p for p in params if p.requires_grad]
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
         self.state = [(torch.zeros_like(p), torch.zeros_like(p)) for p in self.params]
-        self.n_steps = 0
+        self.num_updates = 0
 
     def zero_grad(self, set_to_none=True):
         for p in self.params:
@@ -40,10 +40,10 @@ class AdamW:
 
     @torch.no_grad()
     def step(self):
-        self.n_steps += 1
+        self.num_updates += 1
         beta1, beta2 = self.betas
-        bias1 = 1 - beta1**self.n_steps
-        bias2_sqrt = math.sqrt(1 - beta2**self.n_steps)
+        bias1 = 1 - beta1**self.num_updates
+        bias2_sqrt = math.sqrt(1 - beta2**self.num_updates)
         step_size = self.lr / bias1
         for p, (exp_avg, exp_avg_sq) in zip(self.params, self.state, strict=True):
             if p.grad is None:

@@ -172,7 +172,7 @@ def hopfield_retrieve(
     beta=1.0,
     similarity="dot",
     separation="softmax",
-    n_steps=1,
+    num_steps=1,
     tol=None,
     mask=None,
     query_mask=None,
@@ -199,17 +199,17 @@ def hopfield_retrieve(
         See :func:`similarity_scores`.
     separation : {"softmax", "softmax1", "sparsemax", "entmax15", "topk"}, default="softmax"
         See :func:`skhop.nn.separate`.
-    n_steps : int, default=1
+    num_steps : int, default=1
         Number of applications of the separation in total. The first
-        ``n_steps - 1`` are state updates in memory space,
+        ``num_steps - 1`` are state updates in memory space,
         ``xi <- memory^T sep(beta * sim(memory, xi))``; the last one is the
         read-out ``values^T sep(beta * sim(memory, xi))``. With
-        ``values=None`` this is exactly ``n_steps`` updates of the paper's
-        rule; ``n_steps=1`` is one attention step.
+        ``values=None`` this is exactly ``num_steps`` updates of the paper's
+        rule; ``num_steps=1`` is one attention step.
     tol : float, optional
         Stop the state updates early once no query moves by more than ``tol``
         (max absolute change of any entry) in one update; the read-out still
-        follows. ``None`` runs all ``n_steps``.
+        follows. ``None`` runs all ``num_steps``.
     mask : bool Tensor broadcastable to (..., L, M), optional
         ``True`` marks memories a query must ignore; they get exactly zero
         weight. For a per-memory padding mask of shape (..., M) pass
@@ -262,7 +262,7 @@ def hopfield_retrieve(
         beta=beta,
         similarity=similarity,
         separation=separation,
-        n_steps=n_steps,
+        num_steps=num_steps,
         tol=tol,
         mask=mask,
         query_mask=query_mask,
@@ -283,7 +283,7 @@ def _check_retrieve(
     beta,
     similarity,
     separation,
-    n_steps,
+    num_steps,
     tol,
     mask,
     query_mask,
@@ -324,7 +324,7 @@ def _check_retrieve(
     if separation == "topk":
         positive_int("top_k (separation='topk')", top_k)
     _check_beta(beta)
-    positive_int("n_steps", n_steps)
+    positive_int("num_steps", num_steps)
     if tol is not None and not (isinstance(tol, (int, float)) and tol >= 0):
         raise ValueError(f"tol must be None or a non-negative number, got {tol!r}.")
     if not (0.0 <= dropout_p < 1.0):
@@ -367,7 +367,7 @@ def _retrieve(
     beta=1.0,
     similarity="dot",
     separation="softmax",
-    n_steps=1,
+    num_steps=1,
     tol=None,
     mask=None,
     query_mask=None,
@@ -429,7 +429,7 @@ def _retrieve(
 
     state = query
     obs = observed
-    for _ in range(n_steps - 1):
+    for _ in range(num_steps - 1):
         new_state, _ = step(state, memory, obs)
         new_state = keep_observed(new_state)
         obs = None

@@ -217,7 +217,7 @@ def complete(
     top_k,
     *,
     sharpen,
-    n_steps,
+    num_steps,
     block_rows,
     sample=None,
     generator=None,
@@ -225,7 +225,7 @@ def complete(
 ):
     """Fill the missing entries of rows ``z`` (0 at missing entries, ``missing`` True) in place.
 
-    Blocks of ``block_rows`` rows; ``n_steps`` retrieval steps (after the
+    Blocks of ``block_rows`` rows; ``num_steps`` retrieval steps (after the
     first the completed row is the state, compared over all entries); the
     last step draws the fills of the columns where ``sample`` is True from
     the retrieval weights (see :func:`read_out`).
@@ -239,14 +239,14 @@ def complete(
             continue
         oq = (~miss).to(q.dtype)
         state = q
-        for step in range(n_steps):
+        for step in range(num_steps):
             s = mem.scores(state, oq)
             lacking = None
             if sharpen and step == 0:
                 # candidates: stored rows that observe a missing entry of the row
                 lacking = ((miss.to(s.dtype) @ mem.observed.mT) <= 0) | torch.isneginf(s)
             s = sharpened(s, beta, mem.similarity, lacking)
-            last = step == n_steps - 1
+            last = step == num_steps - 1
             fills, empty = read_out(
                 s, mem, separation, top_k, rows, cols, sample if last else None, generator, noise
             )

@@ -148,11 +148,11 @@ class HopfieldMemory:
     def _n_candidates(self, cfg, at_least=1):
         return min(max(cfg.n_candidates, cfg.top_k or 1, at_least), self.n_memories)
 
-    def _kwargs(self, sim, cfg, n_steps=None):
+    def _kwargs(self, sim, cfg, num_steps=None):
         return dict(
             similarity=sim,
             separation=cfg.separation,
-            n_steps=cfg.n_steps if n_steps is None else n_steps,
+            num_steps=cfg.n_steps if num_steps is None else num_steps,
             top_k=cfg.top_k,
         )
 
@@ -241,10 +241,10 @@ class HopfieldMemory:
             outs.append(out[:, 0, :])
         return torch.cat(outs) if outs else F.new_zeros((0, values.shape[1]))
 
-    def _run(self, bank, F, sim, cfg, idx=None, n_steps=None):
+    def _run(self, bank, F, sim, cfg, idx=None, num_steps=None):
         """Retrieve complete queries' features ``F`` with ``sim`` (read-out: the keys' values)."""
-        kwargs = self._kwargs(sim, cfg, n_steps)
-        values = bank.values if n_steps is None else bank.keys
+        kwargs = self._kwargs(sim, cfg, num_steps)
+        values = bank.values if num_steps is None else bank.keys
         if idx is not None:
             return self._approximate(F, bank.keys, values, self.betas[sim], kwargs, idx)
         return self._exact(F, bank.keys, values, self.betas[sim], kwargs, cfg)
@@ -409,7 +409,7 @@ class HopfieldMemory:
                 idx = self.ann.search(
                     F, self._n_candidates(cfg), n_probe=cfg.n_probe, n_threads=cfg.n_threads
                 )
-            F = self._run(bank, F, sim, cfg, idx=idx, n_steps=cfg.n_steps - 1)
+            F = self._run(bank, F, sim, cfg, idx=idx, num_steps=cfg.n_steps - 1)
         if self.ann is None:
             v, i = self._scan(bank.keys, F, n, (sim,), cfg)[sim]
             return F, None, v, i

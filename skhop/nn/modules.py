@@ -43,7 +43,7 @@ class _HopfieldCore(nn.Module):
         learn_beta,
         separation,
         similarity,
-        n_steps,
+        num_steps,
         top_k,
         dropout,
     ):
@@ -54,7 +54,7 @@ class _HopfieldCore(nn.Module):
                 f"hidden_size ({hidden_size}) must be divisible by num_heads ({num_heads})."
             )
         head_dim = hidden_size // num_heads
-        n_steps = positive_int("n_steps", n_steps)
+        num_steps = positive_int("num_steps", num_steps)
         if separation not in SEPARATIONS:
             raise ValueError(f"separation must be one of {SEPARATIONS}, got {separation!r}.")
         if similarity not in SIMILARITIES:
@@ -74,7 +74,7 @@ class _HopfieldCore(nn.Module):
         self.num_heads = num_heads
         self.separation = separation
         self.similarity = similarity
-        self.n_steps = n_steps
+        self.num_steps = num_steps
         self.top_k = top_k
         self.dropout = float(dropout)
 
@@ -103,7 +103,7 @@ class _HopfieldCore(nn.Module):
             beta=self.beta,
             similarity=self.similarity,
             separation=self.separation,
-            n_steps=self.n_steps,
+            num_steps=self.num_steps,
             mask=mask,
             top_k=self.top_k,
             dropout_p=self.dropout,
@@ -162,7 +162,7 @@ class Hopfield(Rebuildable, nn.Module):
         Layer-normalise state and stored patterns before projection.
     dropout : float, default=0.0
         Dropout on the attention weights in training mode.
-    separation, similarity, n_steps, top_k
+    separation, similarity, num_steps, top_k
         As in :func:`skhop.nn.functional.hopfield_retrieve`.
     batch_first : bool, default=True
         Inputs are ``(batch, length, dim)``; else ``(length, batch, dim)``.
@@ -193,7 +193,7 @@ class Hopfield(Rebuildable, nn.Module):
         dropout=0.0,
         separation="softmax",
         similarity="dot",
-        n_steps=1,
+        num_steps=1,
         top_k=None,
         batch_first=True,
         bias=True,
@@ -204,7 +204,7 @@ class Hopfield(Rebuildable, nn.Module):
             learn_beta=learn_beta,
             separation=separation,
             similarity=similarity,
-            n_steps=n_steps,
+            num_steps=num_steps,
             top_k=top_k,
             dropout=dropout,
         )
@@ -317,7 +317,7 @@ class HopfieldPooling(Rebuildable, nn.Module):
     flatten : bool, default=True
         Return ``(batch, num_queries * output_size)``; else
         ``(batch, num_queries, output_size)``.
-    beta, learn_beta, normalize, dropout, separation, similarity, n_steps, top_k, bias
+    beta, learn_beta, normalize, dropout, separation, similarity, num_steps, top_k, bias
         As in :class:`Hopfield`.
 
     Examples
@@ -348,7 +348,7 @@ class HopfieldPooling(Rebuildable, nn.Module):
         dropout=0.0,
         separation="softmax",
         similarity="dot",
-        n_steps=1,
+        num_steps=1,
         top_k=None,
         bias=True,
     ):
@@ -358,7 +358,7 @@ class HopfieldPooling(Rebuildable, nn.Module):
             learn_beta=learn_beta,
             separation=separation,
             similarity=similarity,
-            n_steps=n_steps,
+            num_steps=num_steps,
             top_k=top_k,
             dropout=dropout,
         )
@@ -431,8 +431,8 @@ class HopfieldLayer(Rebuildable, nn.Module):
     hidden_size : int, optional
         Projected size, split over the heads; ``None`` for no projection.
     num_heads : int, default=1
-    beta, learn_beta, normalize, dropout, separation, similarity, n_steps, top_k
-        As in :class:`Hopfield` (``n_steps`` updates the state in projected
+    beta, learn_beta, normalize, dropout, separation, similarity, num_steps, top_k
+        As in :class:`Hopfield` (``num_steps`` updates the state in projected
         space before the read-out of the targets).
 
     Examples
@@ -458,7 +458,7 @@ class HopfieldLayer(Rebuildable, nn.Module):
         dropout=0.0,
         separation="softmax",
         similarity="dot",
-        n_steps=1,
+        num_steps=1,
         top_k=None,
     ):
         super().__init__()
@@ -467,7 +467,7 @@ class HopfieldLayer(Rebuildable, nn.Module):
             learn_beta=learn_beta,
             separation=separation,
             similarity=similarity,
-            n_steps=n_steps,
+            num_steps=num_steps,
             top_k=top_k,
             dropout=dropout,
         )
