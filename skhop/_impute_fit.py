@@ -143,18 +143,17 @@ def fit_retrieval(est, fitted, rng, device, fit_feature_map):
     mem = masked.MaskedMemory(x, observed, fallback, est.similarity, feature_map=feature_map)
     beta, sharpen = out["beta_"], False
     noise = np.zeros(memories.shape[1])
+    # how both self-supervised choices hide entries and read them back
+    probe = (
+        est.separation,
+        est.top_k,
+        block_rows(memories.shape[0], est.batch_size),
+        _SELECT_ROWS,
+        _SELECT_REPEATS,
+        rng,
+    )
     if est.beta == "auto":
-        errors, _, unit, _ = masked.select_beta(
-            mem,
-            _BETA_GRID,
-            est.separation,
-            est.top_k,
-            block_rows(memories.shape[0], est.batch_size),
-            _SELECT_ROWS,
-            _SELECT_REPEATS,
-            rng,
-            hideable=hideable,
-        )
+        errors, _, unit, _ = masked.select_beta(mem, _BETA_GRID, *probe, hideable=hideable)
         if errors is None:
             beta = _DEFAULT_BETA_SCALE
         else:
@@ -198,18 +197,7 @@ def fit_retrieval(est, fitted, rng, device, fit_feature_map):
         mem = masked.MaskedMemory(
             x, observed, fallback, est.similarity, weights=w, feature_map=feature_map
         )
-    calibrated = masked.calibrate_draws(
-        mem,
-        beta,
-        sharpen,
-        est.separation,
-        est.top_k,
-        block_rows(memories.shape[0], est.batch_size),
-        _SELECT_ROWS,
-        _SELECT_REPEATS,
-        rng,
-        hideable=hideable,
-    )
+    calibrated = masked.calibrate_draws(mem, beta, sharpen, *probe, hideable=hideable)
     out["_posterior_beta"] = beta
     if calibrated is not None:
         out["_posterior_beta"], noise = calibrated
