@@ -113,7 +113,11 @@ class VersionedStateMixin:
     :class:`skhop.nn._rebuild.Rebuildable` class is stored as its class path,
     constructor arguments and numpy weights, so a pickle (or a ``skops.io``
     file) holds no torch objects and loads on any machine. The skhop and
-    torch versions are recorded; loading under other versions warns.
+    torch versions are recorded; loading under other versions warns. A
+    subclass may name its fitted attributes in ``_fitted_state`` (the first
+    one marks a fitted model): a saved fitted model lacking any of them is
+    refused with a ``ValueError`` instead of failing later in ``predict``, as
+    is a saved model that lacks one of the current constructor parameters.
     """
 
     def __init_subclass__(cls, **kwargs):
@@ -188,6 +192,16 @@ class VersionedStateMixin:
                     UserWarning,
                     stacklevel=2,
                 )
+        required = getattr(type(self), "_fitted_state", ())
+        params = getattr(type(self), "_get_param_names", lambda: [])()
+        missing = [k for k in params if k not in state]
+        if required and required[0] in state:
+            missing += [k for k in required if k not in state]
+        if missing:
+            raise ValueError(
+                f"{type(self).__name__}: the saved model lacks {', '.join(missing)}; it "
+                "was saved in an older format that this skhop cannot load. Refit it."
+            )
         state = {k: module_from_state(v) if is_module_state(v) else v for k, v in state.items()}
         if hasattr(super(), "__setstate__"):
             super().__setstate__(state)

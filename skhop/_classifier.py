@@ -255,6 +255,8 @@ class HopfieldClassifier(
     True
     """
 
+    _fitted_state = tuple(k for k in _FITTED if k != "feature_names_in_")
+
     _parameter_constraints = {
         "n_memories": [Interval(numbers.Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "beta": [Interval(numbers.Real, 0, None, closed="neither"), None],

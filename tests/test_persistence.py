@@ -137,6 +137,31 @@ def test_stored_networks_are_skhop_nn_classes(spec):
             _restore(est, outside)
 
 
+@pytest.mark.parametrize("spec", SPECS, ids=ids)
+def test_a_saved_model_missing_fitted_state_is_refused(spec):
+    est, _ = fitted(spec)
+    required = getattr(type(est), "_fitted_state", ())
+    if not required:
+        pytest.skip(f"{spec.name} names no required fitted state")
+    state = est.__getstate__()
+    for key in required:
+        partial = {k: v for k, v in state.items() if k != key}
+        if key == required[0]:
+            _restore(est, partial)  # without its marker the state is an unfitted one
+            continue
+        with pytest.raises(ValueError, match=f"lacks {key}; .*older format"):
+            _restore(est, partial)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=ids)
+def test_a_saved_model_from_other_parameters_is_refused(spec):
+    est, _ = fitted(spec)
+    state = est.__getstate__()
+    name = sorted(est.get_params(deep=False))[0]
+    with pytest.raises(ValueError, match=f"lacks {name}; .*older format"):
+        _restore(est, {k: v for k, v in state.items() if k != name})
+
+
 @pytest.mark.parametrize("spec", SPECS[:1], ids=ids[:1])
 def test_missing_or_malformed_version_record(spec):
     est, query = fitted(spec)
