@@ -79,33 +79,34 @@ def _versions():
     return f"sklearn-{sklearn.__version__}/missforest-{mf}/numpy-{np.__version__}"
 
 
-def cached(key, compute):
-    """``compute()`` (a JSON-able dict) cached under ``key`` (a dict)."""
+def _path_and_key(key):
     key = dict(key, versions=_versions())
     text = json.dumps(key, sort_keys=True)
-    path = CACHE / (hashlib.sha1(text.encode()).hexdigest()[:20] + ".json")
+    return CACHE / (hashlib.sha1(text.encode()).hexdigest()[:20] + ".json"), key
+
+
+def cache_only(key):
+    """The cached value under ``key`` or None (never computes)."""
+    path, key = _path_and_key(key)
     if path.exists():
         stored = json.loads(path.read_text())
         if stored.get("key") == key:
             return stored["value"]
+    return None
+
+
+def cached(key, compute):
+    """``compute()`` (a JSON-able dict) cached under ``key`` (a dict)."""
+    value = cache_only(key)
+    if value is not None:
+        return value
+    path, key = _path_and_key(key)
     value = compute()
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"key": key, "value": value}))
     tmp.replace(path)
     return value
-
-
-def cache_only(key):
-    """The cached value under ``key`` or None (never computes)."""
-    key = dict(key, versions=_versions())
-    text = json.dumps(key, sort_keys=True)
-    path = CACHE / (hashlib.sha1(text.encode()).hexdigest()[:20] + ".json")
-    if path.exists():
-        stored = json.loads(path.read_text())
-        if stored.get("key") == key:
-            return stored["value"]
-    return None
 
 
 def _missforest(Xm):

@@ -193,8 +193,7 @@ class VersionedStateMixin:
                     stacklevel=2,
                 )
         required = getattr(type(self), "_fitted_state", ())
-        params = getattr(type(self), "_get_param_names", lambda: [])()
-        missing = [k for k in params if k not in state]
+        missing = [k for k in type(self)._get_param_names() if k not in state]
         if required and required[0] in state:
             missing += [k for k in required if k not in state]
         if missing:

@@ -94,7 +94,6 @@ def _check_query_mask(query, query_mask):
         raise TypeError("query_mask must be a bool tensor (True = unobserved) or 'nan'.")
     else:
         try:
-            torch.broadcast_shapes(query_mask.shape, query.shape)
             query_mask.expand_as(query)
         except RuntimeError:
             raise ValueError(
