@@ -40,7 +40,9 @@ __all__ = ["HopfieldClassifier"]
 
 # Rows per retrieval at predict time; the stored rows are streamed in chunks as well.
 _PREDICT_CHUNK = 2048
-# Stored rows a training row retrieves from per step with n_memories="auto".
+# With n_memories="auto", a training step retrieves from this share of the
+# stored rows, drawn afresh each step, and from at most _AUTO_MEMORIES of them.
+_AUTO_SHARE = 0.7
 _AUTO_MEMORIES = 2048
 # Fits whose score matrix work (rows x keys x heads x hidden_dim) is at most this
 # train in float64.
@@ -93,11 +95,13 @@ class HopfieldClassifier(
 
     Parameters
     ----------
-    n_memories : int or "auto", default="auto"
-        Stored rows a training row retrieves from in one gradient step:
-        all of them (``"auto"``, up to 2048) or, when there are more, a
-        fresh random sample of that many each step. Prediction always
-        retrieves from every training row.
+    n_memories : int, float or "auto", default="auto"
+        Stored rows a training row retrieves from in one gradient step,
+        drawn afresh each step (ModernNCA's stochastic neighbour sampling:
+        a regulariser, and it bounds the cost of a step): about that many
+        (int), that share of them (float in (0, 1]), or ``"auto"``: 70% of
+        them, at most 2048. Copies of a row are drawn or left out
+        together. Prediction always retrieves from every training row.
     beta : float or None, default=None
         Initial inverse temperature of the retrieval softmax; ``None`` means
         ``1 / sqrt(hidden_dim)``. Learned when ``learn_beta``.
@@ -258,7 +262,11 @@ class HopfieldClassifier(
     _fitted_state = tuple(k for k in _FITTED if k != "feature_names_in_")
 
     _parameter_constraints = {
-        "n_memories": [Interval(numbers.Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "n_memories": [
+            Interval(numbers.Integral, 1, None, closed="left"),
+            Interval(numbers.Real, 0, 1, closed="right"),
+            StrOptions({"auto"}),
+        ],
         "beta": [Interval(numbers.Real, 0, None, closed="neither"), None],
         "learn_beta": ["boolean"],
         "similarity": [StrOptions({"neg_l2", "cosine", "dot"})],
@@ -385,8 +393,8 @@ class HopfieldClassifier(
         Z = (_transform(X, quantiles) - center) / scale
 
         n = len(train_idx)
-        keys = n if self.n_memories == "auto" else min(n, int(self.n_memories))
-        work = n * min(keys, _AUTO_MEMORIES) * self.n_heads * self.hidden_dim
+        share = self._key_share(n)
+        work = n * n * share * self.n_heads * self.hidden_dim
         # small fits train in float64: as cheap there, and free of float32 rounding
         # (weights and repetitions then give the same model to ~1e-12)
         dtype = torch.float64 if work <= _FLOAT64_WORK else torch.float32
@@ -403,7 +411,20 @@ class HopfieldClassifier(
             own = np.full(len(c), -np.inf)  # one copy: the row is left out entirely
             own[c > 1] = np.log((c[c > 1] - 1) / c[c > 1])
             own = torch.as_tensor(own, dtype=dtype, device=device)
-            result = self._train(module, own, y_enc[train_idx], mass[train_idx], Z, y_enc, val_idx)
+            # identical rows (features and label) form one group, drawn or left out together
+            rows = np.column_stack([Z[train_idx], y_enc[train_idx]])
+            groups = torch.as_tensor(np.unique(rows, axis=0, return_inverse=True)[1].ravel())
+            result = self._train(
+                module,
+                own,
+                groups.to(device),
+                share,
+                y_enc[train_idx],
+                mass[train_idx],
+                Z,
+                y_enc,
+                val_idx,
+            )
             module = module.cpu().eval()
 
         cut_short = _cut_short(result, self.max_iter, self.tol)
@@ -458,15 +479,24 @@ class HopfieldClassifier(
             net.load_state_dict(old, strict=False)
         return net
 
-    def _train(self, module, own, y_train, w_train, Z, y_enc, val_idx):
+    def _key_share(self, n):
+        """Share of the ``n`` stored rows a training step retrieves from."""
+        if self.n_memories == "auto":
+            return min(_AUTO_SHARE, _AUTO_MEMORIES / n)
+        if isinstance(self.n_memories, numbers.Integral):
+            return min(1.0, self.n_memories / n)
+        return float(self.n_memories)
+
+    def _train(self, module, own, groups, share, y_train, w_train, Z, y_enc, val_idx):
         """Train ``module`` in place on its stored rows; returns the ``TrainResult``."""
         device = module.stored.device
         n = module.stored.shape[0]
-        cap = _AUTO_MEMORIES if self.n_memories == "auto" else int(self.n_memories)
         smoothing = float(self.label_smoothing)
 
         def batch_loss(net, idx, yb, wb):
-            return net.training_loss(idx, yb, wb, own, max_keys=cap, label_smoothing=smoothing)
+            return net.training_loss(
+                idx, yb, wb, own, key_share=share, groups=groups, label_smoothing=smoothing
+            )
 
         def val_score(net, xv, yv, wv):
             return net.accuracy(xv, yv, wv)

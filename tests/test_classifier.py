@@ -443,3 +443,78 @@ def test_dataframe_categorical_columns_are_one_hot_encoded():
     assert np.isfinite(clf.predict_proba(unseen)).all()
     with pytest.raises(ValueError, match="categorical"):
         clf.predict(X.to_numpy()[:, [0]].astype(float).repeat(3, axis=1))
+
+
+def test_key_draw_keeps_groups_together_at_the_given_share():
+    from skhop.nn import RowHopfieldLayer
+
+    net = RowHopfieldLayer(3, 400, 2, 4, dtype="float64")
+    groups = torch.arange(400) // 4  # 100 groups of 4 rows
+    torch.manual_seed(0)
+    counts = torch.zeros(400)
+    for _ in range(200):
+        kept = torch.zeros(400, dtype=torch.bool)
+        kept[net._draw_keys(0.7, groups)] = True
+        # the rows of a group are kept or left out together
+        assert torch.equal(kept.view(100, 4).all(1), kept.view(100, 4).any(1))
+        counts += kept
+    share = counts / 200
+    # each group kept with probability 0.7: binomial(200, 0.7), 5 standard deviations
+    assert ((share - 0.7).abs() < 5 * (0.7 * 0.3 / 200) ** 0.5).all()
+
+
+def test_sampled_training_loss_is_the_loss_over_the_drawn_keys():
+    from skhop.nn import RowHopfieldLayer
+
+    torch.manual_seed(0)
+    net = RowHopfieldLayer(5, 30, 3, 4, dtype="float64")
+    rows, labels = torch.randn(30, 5, dtype=torch.float64), torch.arange(30) % 3
+    mass = torch.rand(30, dtype=torch.float64) + 0.5
+    net.store_(rows, labels, mass)
+    own = torch.full((30,), -np.inf, dtype=torch.float64)
+    weights = torch.rand(30, dtype=torch.float64)
+    for idx in (torch.arange(30), torch.tensor([3, 7, 8, 20])):
+        torch.manual_seed(1)
+        loss = net.training_loss(idx, labels[idx], weights[idx], own, key_share=0.5)
+        torch.manual_seed(1)
+        keys_idx = net._draw_keys(0.5, None)
+        assert 0 < len(keys_idx) < 30
+        keep = torch.isin(torch.arange(30), keys_idx)
+        with torch.no_grad():
+            nll = []
+            for i in idx.tolist():  # row i retrieves from the drawn keys, itself left out
+                sel = keep & (torch.arange(30) != i)
+                log_p = net.log_proba_from(
+                    net.embed(rows[i : i + 1]), net.embed(rows[sel]), labels[sel], mass[sel].log()
+                )
+                nll.append(-log_p[0, labels[i]])
+            expected = torch.stack(nll).dot(weights[idx]) / weights[idx].sum()
+        torch.testing.assert_close(loss.detach(), expected)
+
+
+def test_a_query_that_sees_no_key_reads_the_uniform_distribution():
+    from skhop.nn import RowHopfieldLayer
+
+    net = RowHopfieldLayer(2, 3, 4, 2, floor=0.0, dtype="float64")
+    keys = torch.randn(1, 3, 2, dtype=torch.float64)
+    log_p = net.log_proba_from(
+        keys,
+        keys,
+        torch.tensor([0, 1, 1]),
+        torch.zeros(3, dtype=torch.float64),
+        mask=torch.full((3, 3), -np.inf, dtype=torch.float64),
+    )
+    torch.testing.assert_close(log_p, torch.full((3, 4), -np.log(4.0), dtype=torch.float64))
+
+
+def test_n_memories_as_a_count_or_a_share(data):
+    X, y = data  # 120 rows
+    share = fit(X, y, n_memories=0.5).predict_proba(X)
+    np.testing.assert_array_equal(fit(X, y, n_memories=60).predict_proba(X), share)
+    # all rows, as a count or a share: no draw at all
+    every = fit(X, y, n_memories=1.0).predict_proba(X)
+    np.testing.assert_array_equal(fit(X, y, n_memories=500).predict_proba(X), every)
+    assert not np.allclose(every, share)
+    for bad in (0.0, 1.5, -3, "all"):
+        with pytest.raises(ValueError, match="n_memories"):
+            HopfieldClassifier(n_memories=bad).fit(X, y)

@@ -278,11 +278,17 @@ class RowHopfieldLayer(HopfieldLayer):
         weights = (scores - top).exp()  # (heads, n, m)
         onehot = nn.functional.one_hot(labels, self.num_classes).to(weights.dtype)
         per_class = weights @ onehot  # (heads, n, classes)
+        # a query that sees no key (every key it may see left out by a draw) reads
+        # the uniform distribution
+        seen = per_class.sum(-1, keepdim=True) > 0
+        per_class = torch.where(seen, per_class, torch.ones_like(per_class))
         tiny = torch.finfo(per_class.dtype).tiny  # log(0) would make the gradient NaN
         log_p = per_class.clamp_min(tiny).log() - per_class.sum(-1, keepdim=True).log()
         return self._floored(log_p)
 
-    def training_loss(self, idx, labels, weights, own, *, max_keys=None, label_smoothing=0.0):
+    def training_loss(
+        self, idx, labels, weights, own, *, key_share=1.0, groups=None, label_smoothing=0.0
+    ):
         """Weighted negative log-likelihood of stored rows ``idx``, each left out of its own read.
 
         Parameters
@@ -295,9 +301,17 @@ class RowHopfieldLayer(HopfieldLayer):
             Log of the share of a row's mass it may see of itself: ``-inf``
             leaves it out entirely, ``log((c - 1) / c)`` keeps the other copies
             of a row stored ``c`` times.
-        max_keys : int, optional
-            Retrieve from at most this many stored rows, drawn anew each step;
-            all of them by default.
+        key_share : float in (0, 1], default=1.0
+            Share of the stored rows the step retrieves from, drawn afresh
+            at each call (the stochastic neighbour sampling of ModernNCA, a
+            regulariser as well as a saving); 1 for all of them. The draw
+            keeps each group of rows with probability ``key_share``; when it
+            keeps none, every row is kept.
+        groups : long Tensor of shape (num_memories,), optional
+            Group of each stored row, ids in ``[0, num_groups)``: the rows of
+            a group are kept or left out together. Give copies of a row one
+            group, and the copies act as one row of their total mass. Each
+            row is its own group by default.
         label_smoothing : float, default=0.0
 
         Returns
@@ -306,7 +320,7 @@ class RowHopfieldLayer(HopfieldLayer):
         """
         n = self.stored.shape[0]
         log_mass = self.mass.log()
-        if max_keys is None or n <= max_keys:
+        if key_share >= 1:
             keys = self.embed(self.stored)
             if idx.shape[0] == n:  # full batch: row i is key i
                 log_p = self.log_proba_from(keys, keys, self.labels, log_mass, diagonal=own)
@@ -316,9 +330,13 @@ class RowHopfieldLayer(HopfieldLayer):
                 query = keys[:, idx]
                 log_p = self.log_proba_from(query, keys, self.labels, log_mass, mask)
         else:
-            keys_idx = torch.randperm(n, device=idx.device)[:max_keys]
-            keys = self.embed(self.stored[keys_idx])
-            query = self.embed(self.stored[idx])
+            keys_idx = self._draw_keys(key_share, groups)
+            if idx.shape[0] == n:  # full batch: embed every row once
+                query = self.embed(self.stored)
+                keys = query[:, keys_idx]
+            else:
+                query = self.embed(self.stored[idx])
+                keys = self.embed(self.stored[keys_idx])
             same = idx[:, None] == keys_idx[None, :]
             mask = torch.where(same, own[idx][:, None], keys.new_zeros(()))
             log_p = self.log_proba_from(
@@ -328,6 +346,19 @@ class RowHopfieldLayer(HopfieldLayer):
         if label_smoothing > 0:
             nll = (1 - label_smoothing) * nll - label_smoothing * log_p.mean(dim=1)
         return nll.dot(weights) / weights.sum()
+
+    def _draw_keys(self, key_share, groups):
+        """Indices of the stored rows of the groups a fresh draw keeps (all if it keeps none)."""
+        n = self.stored.shape[0]
+        device = self.stored.device
+        if groups is None:
+            groups = torch.arange(n, device=device)
+        num_groups = int(groups.max()) + 1
+        # float32 draws whatever the default dtype, so the draw does not follow it
+        draw = torch.rand(num_groups, device=device, dtype=torch.float32)
+        kept = (draw < key_share)[groups]
+        keys_idx = kept.nonzero()[:, 0]
+        return keys_idx if keys_idx.numel() else torch.arange(n, device=device)
 
     def accuracy(self, x, labels, weights):
         """Weighted accuracy of the predictions for rows ``x`` (a validation score).
