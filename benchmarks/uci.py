@@ -29,6 +29,12 @@ times are those of the run that measured them.
     python benchmarks/uci.py --half confirm               # confirm half
     python benchmarks/uci.py --models HopfieldClassifier SVC --datasets wine zoo
     python benchmarks/uci.py --half tune --hopfield '{"n_heads": 2}' --no-write
+    python benchmarks/uci.py --half tune --cache-only --seeds 0 1 2 3 --no-write
+
+``--seeds`` fits HopfieldClassifier once per seed: its accuracy on a dataset
+is the mean over seeds and splits, its time the mean per seed, and the
+summary adds its mean accuracy and mean rank under each seed (a single
+seed's figures move by a few tenths of a point: decide on several).
 
 A run of every model on a half (HopfieldClassifier with its defaults)
 rewrites that half's section of ``benchmarks/results/uci.md``.
@@ -170,19 +176,19 @@ def cache_put(name, dataset, result):
     path.write_text(json.dumps(stored))
 
 
-def make_model(name, hopfield_params):
+def make_model(name, hopfield_params, seed=0):
     if name == HOPFIELD:
-        return HopfieldClassifier(random_state=0, **hopfield_params)
+        return HopfieldClassifier(**{"random_state": seed, **hopfield_params})
     return PEERS[name][0]()
 
 
-def evaluate(name, hopfield_params, X, y, folds, report=None):
+def evaluate(name, hopfield_params, X, y, folds, report=None, seed=0):
     """Mean test accuracy over the splits, and the total fit+predict seconds."""
     torch.set_num_threads(1)
     accs, seconds = [], 0.0
     with threadpool_limits(1):
         for train_idx, test_idx in folds:
-            model = make_model(name, hopfield_params)
+            model = make_model(name, hopfield_params, seed)
             t0 = time.perf_counter()
             with warnings.catch_warnings():
                 # only the peers' warnings are silenced: a warning of
@@ -311,6 +317,22 @@ def table(names, acc, secs, cut):
     return "\n".join(lines)
 
 
+def seed_lines(names, acc, per_seed, seeds, cut):
+    """HopfieldClassifier's mean accuracy and mean rank under each seed, peers as they are."""
+    others = [m for m in acc if m != HOPFIELD and not set(cut.get(m, ())) & set(names)]
+    lines = [f"{HOPFIELD} under each seed, ranked with the {len(others)} other models:", ""]
+    accs, ranks = [], []
+    for k, s in enumerate(seeds):
+        A = np.array([[per_seed[d][k]] + [acc[m][d] for m in others] for d in names])
+        accs.append(A[:, 0].mean())
+        ranks.append(np.mean([rankdata(-row)[0] for row in A]))
+        lines.append(f"- random_state={s}: mean accuracy {accs[-1]:.4f}, mean rank {ranks[-1]:.2f}")
+    lines.append(
+        f"- mean over the seeds: mean accuracy {np.mean(accs):.4f}, mean rank {np.mean(ranks):.2f}"
+    )
+    return lines
+
+
 def write_section(half, text):
     """Replace (or add) the section of ``half`` in the results file, keeping the other."""
     head = (
@@ -349,6 +371,13 @@ def main(argv=None):
         default=120.0,
         help="seconds RealMLP may take for the 4 splits of one dataset",
     )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="random_state values of HopfieldClassifier, each fitted (default: 0)",
+    )
     p.add_argument("--json", help="also write the raw per-dataset results to this file")
     p.add_argument("--no-write", action="store_true", help=f"do not write {RESULTS}")
     args = p.parse_args(argv)
@@ -372,6 +401,7 @@ def main(argv=None):
     acc = {m: {} for m in chosen}
     secs = {m: {} for m in chosen}
     cut = {}
+    per_seed = {}  # dataset -> HopfieldClassifier's accuracy under each seed
     # warm up torch once so the first dataset does not pay for its start-up
     with threadpool_limits(1), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -388,6 +418,10 @@ def main(argv=None):
             elif m == REALMLP:
                 res = evaluate_budgeted(m, d, args.realmlp_budget)
                 res = list(res) if res else [None, args.realmlp_budget]
+            elif m == HOPFIELD:
+                runs = [evaluate(m, hopfield_params, X, y, folds, seed=s) for s in args.seeds]
+                per_seed.setdefault(d, [r[0] for r in runs])
+                res = [float(np.mean([r[0] for r in runs])), float(np.mean([r[1] for r in runs]))]
             else:
                 res = list(evaluate(m, hopfield_params, X, y, folds))
             if m != HOPFIELD and cached is None and not args.cache_only:
@@ -401,10 +435,13 @@ def main(argv=None):
         print(f"{d:32s} " + "  ".join(cells), flush=True)
 
     full_models = not args.models and args.hopfield == "{}" and not missing
+    full_models = full_models and args.seeds == [0]
     groups = {"chosen datasets": names} if args.datasets else {h: split[h] for h in halves}
     for h, sub in groups.items():
         out = table(sub, acc, secs, cut)
         print(f"\n## {h}\n\n{out}")
+        if len(args.seeds) > 1 and HOPFIELD in acc:
+            print("\n" + "\n".join(seed_lines(sub, acc, per_seed, args.seeds, cut)))
         if full_models and not args.datasets and not args.no_write:
             write_section(h, out)
             print(f"\nwrote the {h} section of {RESULTS}")
