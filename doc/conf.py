@@ -17,6 +17,7 @@ written by a committed benchmark script is included as it is (see
 import inspect
 import os
 import re
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -141,6 +142,12 @@ def _benchmark_includes():
             text = re.sub(
                 r"^#{1,6}\s+(.+)$", r"**\1**", src.read_text(encoding="utf-8"), flags=re.MULTILINE
             )
+            # an image beside the results file is copied beside the copy, and
+            # linked from the source root, so every including page finds it
+            for image in re.findall(r"!\[[^\]]*\]\(([^)/]+\.png)\)", text):
+                if (results / image).exists():
+                    shutil.copyfile(results / image, out / image)
+            text = re.sub(r"(!\[[^\]]*\]\()([^)/]+\.png\))", r"\1/generated/bench/\2", text)
         else:
             text = (
                 f"*This table is written by `{command}` into "
