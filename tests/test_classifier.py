@@ -518,3 +518,34 @@ def test_n_memories_as_a_count_or_a_share(data):
     for bad in (0.0, 1.5, -3, "all"):
         with pytest.raises(ValueError, match="n_memories"):
             HopfieldClassifier(n_memories=bad).fit(X, y)
+
+
+def test_cut_short_reads_a_trend_not_the_noise_of_the_draws():
+    from skhop._classifier import _cut_short
+    from skhop._training import TrainResult
+
+    def result(curve):
+        return TrainResult(loss_curve=list(curve), n_iter=len(curve))
+
+    rng = np.random.default_rng(0)
+    # flat curves with the draws' noise only: rarely a cut (the endpoints' fall
+    # would call 83 of these 200 cut short)
+    plateaus = 0.5 + 0.02 * rng.standard_normal((200, 30))
+    assert sum(_cut_short(result(c), 30, 1e-4) for c in plateaus) <= 20
+    falling = np.linspace(1.0, 0.5, 30) + 0.002 * rng.standard_normal(30)
+    assert _cut_short(result(falling), 30, 1e-4)
+    # a fall smaller than 10 * tol an epoch is not a cut
+    assert not _cut_short(result(falling), 30, 1e-2)
+    # two epochs: the fall from the first to the last decides
+    assert _cut_short(result([1.0, 0.9]), 2, 1e-4)
+    assert not _cut_short(result([1.0, 1.0]), 2, 1e-4)
+
+
+def test_default_fit_on_many_batches_emits_no_warning():
+    # several batches an epoch, each epoch's loss on its own draws of keys
+    X, y = make_classification(
+        n_samples=600, n_features=10, n_classes=3, n_informative=5, random_state=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        HopfieldClassifier(random_state=0).fit(X, y)
