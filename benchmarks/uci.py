@@ -420,7 +420,7 @@ def main(argv=None):
                 res = list(res) if res else [None, args.realmlp_budget]
             elif m == HOPFIELD:
                 runs = [evaluate(m, hopfield_params, X, y, folds, seed=s) for s in args.seeds]
-                per_seed.setdefault(d, [r[0] for r in runs])
+                per_seed[d] = [r[0] for r in runs]
                 res = [float(np.mean([r[0] for r in runs])), float(np.mean([r[1] for r in runs]))]
             else:
                 res = list(evaluate(m, hopfield_params, X, y, folds))
@@ -434,8 +434,7 @@ def main(argv=None):
             cells.append(f"{m[:6]} {'cut' if res[0] is None else f'{res[0]:.3f}'} ({res[1]:.1f}s)")
         print(f"{d:32s} " + "  ".join(cells), flush=True)
 
-    full_models = not args.models and args.hopfield == "{}" and not missing
-    full_models = full_models and args.seeds == [0]
+    full_models = not args.models and args.hopfield == "{}" and args.seeds == [0] and not missing
     groups = {"chosen datasets": names} if args.datasets else {h: split[h] for h in halves}
     for h, sub in groups.items():
         out = table(sub, acc, secs, cut)

@@ -128,6 +128,14 @@ BENCHMARKS = {
 }
 
 
+def _copied_image(match, results, out):
+    """The markdown image link of ``match``, its file copied into ``out`` when it exists."""
+    link, image = match.groups()
+    if (results / image).exists():
+        shutil.copyfile(results / image, out / image)
+    return f"{link}/generated/bench/{image})"
+
+
 def _benchmark_includes():
     out = DOC / "generated" / "bench"
     out.mkdir(parents=True, exist_ok=True)
@@ -144,10 +152,11 @@ def _benchmark_includes():
             )
             # an image beside the results file is copied beside the copy, and
             # linked from the source root, so every including page finds it
-            for image in re.findall(r"!\[[^\]]*\]\(([^)/]+\.png)\)", text):
-                if (results / image).exists():
-                    shutil.copyfile(results / image, out / image)
-            text = re.sub(r"(!\[[^\]]*\]\()([^)/]+\.png\))", r"\1/generated/bench/\2", text)
+            text = re.sub(
+                r"(!\[[^\]]*\]\()([^)/]+\.png)\)",
+                lambda m: _copied_image(m, results, out),
+                text,
+            )
         else:
             text = (
                 f"*This table is written by `{command}` into "

@@ -412,13 +412,16 @@ class HopfieldClassifier(
             own = np.full(len(c), -np.inf)  # one copy: the row is left out entirely
             own[c > 1] = np.log((c[c > 1] - 1) / c[c > 1])
             own = torch.as_tensor(own, dtype=dtype, device=device)
-            # identical rows (features and label) form one group, drawn or left out together
-            rows = np.column_stack([Z[train_idx], y_enc[train_idx]])
-            groups = torch.as_tensor(np.unique(rows, axis=0, return_inverse=True)[1].ravel())
+            groups = None  # every step sees every row: nothing is drawn
+            if share < 1:
+                # identical rows (features and label) form one group, drawn or left out together
+                rows = np.column_stack([Z[train_idx], y_enc[train_idx]])
+                inverse = np.unique(rows, axis=0, return_inverse=True)[1].ravel()
+                groups = torch.as_tensor(inverse, device=device)
             result = self._train(
                 module,
                 own,
-                groups.to(device),
+                groups,
                 share,
                 y_enc[train_idx],
                 mass[train_idx],
@@ -588,12 +591,12 @@ def _cut_short(result, max_iter, tol):
     curve = result.loss_curve
     if result.converged or result.validation_scores or len(curve) < max(2, max_iter):
         return False
-    m = min(len(curve), max(3, len(curve) // 5))
     if len(curve) < 3:
         return (curve[0] - curve[-1]) / (len(curve) - 1) > 10 * tol
+    m = min(len(curve), max(3, len(curve) // 5))
     y = np.asarray(curve[-m:], dtype=np.float64)
     t = np.arange(m, dtype=np.float64) - (m - 1) / 2
     slope = t @ y / (t @ t)
     residual = y - y.mean() - slope * t
-    stderr = np.sqrt(residual @ residual / max(m - 2, 1) / (t @ t))
+    stderr = np.sqrt(residual @ residual / (m - 2) / (t @ t))
     return -slope > 10 * tol and -slope > 2 * stderr
