@@ -31,7 +31,7 @@ from ._columns import frame_categories as _frame_categories
 from ._columns import one_hot as _one_hot
 from ._docs import shared_parameters
 from ._quantile import quantile_fit, quantile_normal
-from ._supervised import TRAINING_CONSTRAINTS, NeuralClassifierMixin
+from ._supervised import TRAINING_CONSTRAINTS, NeuralClassifierMixin, row_groups
 from ._training import train
 from .nn import RowHopfieldLayer
 from .nn._optim import fused_adamw
@@ -393,6 +393,7 @@ class HopfieldClassifier(
             )
         Z = (_transform(X, quantiles) - center) / scale
 
+        Z_train = Z[train_idx]
         n = len(train_idx)
         share = self._key_share(n)
         work = n * n * share * self.n_heads * self.hidden_dim
@@ -402,7 +403,7 @@ class HopfieldClassifier(
         with torch_threads(self.n_threads), seeded(seed, device):
             module = self._new_module(n, X.shape[1], len(classes), warm, dtype)
             module.store_(
-                torch.as_tensor(Z[train_idx], dtype=dtype),
+                torch.as_tensor(Z_train, dtype=dtype),
                 torch.as_tensor(y_enc[train_idx], dtype=torch.long),
                 torch.as_tensor(mass[train_idx], dtype=dtype),
             )
@@ -415,8 +416,7 @@ class HopfieldClassifier(
             groups = None  # every step sees every row: nothing is drawn
             if share < 1:
                 # identical rows (features and label) form one group, drawn or left out together
-                rows = np.column_stack([Z[train_idx], y_enc[train_idx]])
-                inverse = np.unique(rows, axis=0, return_inverse=True)[1].ravel()
+                inverse = row_groups(Z_train, y_enc[train_idx])
                 groups = torch.as_tensor(inverse, device=device)
             result = self._train(
                 module,

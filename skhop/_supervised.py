@@ -183,3 +183,25 @@ class NeuralClassifierMixin:
         """
         log_proba = self._log_proba(X)  # checks that the model is fitted first
         return self.classes_[np.argmax(log_proba, axis=1)]
+
+
+def row_groups(Z, y, block=65536):
+    """Group id of every row of ``Z`` with label ``y``: equal rows share one id.
+
+    The ids are those of ``np.unique(np.column_stack([Z, y]), axis=0,
+    return_inverse=True)`` (rows in lexicographic order, first column first),
+    found by sorting row indices and comparing neighbours block by block, so
+    that no widened copy of ``Z`` is made: the extra memory is a few integers
+    per row and one block of comparisons.
+    """
+    n = len(y)
+    order = np.lexsort((y, *Z.T[::-1]))  # lexsort's last key is its first
+    starts = np.empty(n, dtype=bool)
+    starts[:1] = True
+    for s in range(1, n, block):
+        a, b = order[s : s + block], order[s - 1 : s - 1 + block]
+        b = b[: len(a)]
+        starts[s : s + len(a)] = (y[a] != y[b]) | (Z[a] != Z[b]).any(axis=1)
+    ids = np.empty(n, dtype=np.intp)
+    ids[order] = np.cumsum(starts) - 1
+    return ids

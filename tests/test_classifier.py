@@ -445,6 +445,19 @@ def test_dataframe_categorical_columns_are_one_hot_encoded():
         clf.predict(X.to_numpy()[:, [0]].astype(float).repeat(3, axis=1))
 
 
+@pytest.mark.parametrize("block", [1, 7, 65536])
+def test_row_groups_are_the_unique_rows_with_their_label(block):
+    from skhop._supervised import row_groups
+
+    rng = np.random.default_rng(0)
+    Z = rng.integers(0, 3, size=(300, 4)).astype(float)
+    Z[::5] = Z[0]  # many copies of one row, some with another label
+    y = rng.integers(0, 2, 300)
+    Z[7] = -0.0 * Z[7]  # -0.0 equals 0.0, as np.unique has it
+    expected = np.unique(np.column_stack([Z, y]), axis=0, return_inverse=True)[1].ravel()
+    np.testing.assert_array_equal(row_groups(Z, y, block=block), expected)
+
+
 def test_key_draw_keeps_groups_together_at_the_given_share():
     from skhop.nn import RowHopfieldLayer
 
