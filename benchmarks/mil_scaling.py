@@ -140,7 +140,8 @@ def main():
         header = (
             "# HopfieldMILClassifier: cost against bag size\n\n"
             f"Written by `benchmarks/mil_scaling.py` on {platform.machine()}, "
-            f"{os.cpu_count()} CPUs (shared), torch {torch.__version__}.\n\n"
+            f"{os.cpu_count()} CPUs (shared, torch's CPU kernels: "
+            f"{torch.backends.cpu.get_cpu_capability()}), torch {torch.__version__}.\n\n"
         )
         RESULTS.write_text(header + text + "\n")
 
