@@ -177,7 +177,7 @@ def table(results, seeds):
         lines.append(
             f"| {NAMES[name]} | {PAPER[name]:.2f} | {fmt(h)} | {versus(PAPER[name])} | "
             f"{fmt(lr)} | {fmt(svc)} | {fmt(rf)} | {versus(best)} | {fmt(miles)} | "
-            f"{versus(miles and miles[0])} | {times} |"
+            f"{versus(None if miles is None else miles[0])} | {times} |"
         )
     return "\n".join(lines)
 

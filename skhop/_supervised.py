@@ -199,8 +199,8 @@ def row_groups(Z, y, block=65536):
     starts = np.empty(n, dtype=bool)
     starts[:1] = True
     for s in range(1, n, block):
-        a, b = order[s : s + block], order[s - 1 : s - 1 + block]
-        b = b[: len(a)]
+        a = order[s : s + block]
+        b = order[s - 1 : s - 1 + len(a)]  # each row's predecessor in the order
         starts[s : s + len(a)] = (y[a] != y[b]) | (Z[a] != Z[b]).any(axis=1)
     ids = np.empty(n, dtype=np.intp)
     ids[order] = np.cumsum(starts) - 1
