@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 import torch
+from scipy.stats import kendalltau, theilslopes
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -47,6 +48,10 @@ _AUTO_MEMORIES = 2048
 # Fits whose score matrix work (rows x keys x heads x hidden_dim) is at most this
 # train in float64.
 _FLOAT64_WORK = 1 << 22
+# The cut-short rule reads the trend of at least this many final epochs, at
+# this level of Kendall's test.
+_TREND_EPOCHS = 5
+_TREND_LEVEL = 0.01
 # Buffers of the layer that hold the stored rows, not learned weights.
 _DATA = ("stored", "labels", "mass")
 # Attributes a fit publishes, all in one step at its end.
@@ -151,10 +156,10 @@ class HopfieldClassifier(
         Training stops before ``max_iter`` when the loss (or, with early
         stopping, the validation accuracy) has not improved by ``tol`` for
         ``n_iter_no_change`` consecutive epochs. A fit that reaches
-        ``max_iter`` while its loss still fell markedly (a least-squares
-        slope over the last fifth of the epochs steeper than ``10 * tol``
-        an epoch and than twice its standard error) was cut short and
-        warns (``ConvergenceWarning``).
+        ``max_iter`` while its loss still fell markedly (over the last fifth
+        of the epochs, a falling trend that Kendall's rank test finds at the
+        1% level, by a median slope steeper than ``10 * tol`` an epoch) was
+        cut short and warns (``ConvergenceWarning``).
     early_stopping : bool, default=False
         Hold out a stratified ``validation_fraction`` of the training data,
         stop when its accuracy stops improving, and keep the best epoch.
@@ -583,20 +588,20 @@ def _cut_short(result, max_iter, tol):
     ``max_iter`` is the planned end of a fit; only a loss that still falls
     markedly at a near-zero learning rate says the schedule was too short.
     Each epoch's loss is measured on its own draw of keys, so it varies from
-    epoch to epoch with the draw: the fall is the least-squares slope over
-    the last fifth of the epochs (at least 3), and it counts only when it is
-    over ``10 * tol`` an epoch and over twice its standard error. With fewer
-    than 3 epochs, the fall from the first to the last decides.
+    epoch to epoch with the draw, and one unlucky draw can spike it: the fall
+    counts only when the last fifth of the epochs (at least 5) falls in a
+    trend that noise alone would show less than once in a hundred fits
+    (Kendall's rank test, exact under exchangeable noise), by a median
+    pairwise slope (Theil-Sen) over ``10 * tol`` an epoch. With fewer than 5
+    epochs, the fall from the first to the last decides.
     """
     curve = result.loss_curve
     if result.converged or result.validation_scores or len(curve) < max(2, max_iter):
         return False
-    if len(curve) < 3:
+    if len(curve) < _TREND_EPOCHS:
         return (curve[0] - curve[-1]) / (len(curve) - 1) > 10 * tol
-    m = min(len(curve), max(3, len(curve) // 5))
+    m = max(_TREND_EPOCHS, len(curve) // 5)
     y = np.asarray(curve[-m:], dtype=np.float64)
-    t = np.arange(m, dtype=np.float64) - (m - 1) / 2
-    slope = t @ y / (t @ t)
-    residual = y - y.mean() - slope * t
-    stderr = np.sqrt(residual @ residual / (m - 2) / (t @ t))
-    return -slope > 10 * tol and -slope > 2 * stderr
+    t = np.arange(m, dtype=np.float64)
+    falling = kendalltau(t, y, alternative="less").pvalue < _TREND_LEVEL
+    return bool(falling and -theilslopes(y, t).slope > 10 * tol)

@@ -541,16 +541,26 @@ def test_cut_short_reads_a_trend_not_the_noise_of_the_draws():
         return TrainResult(loss_curve=list(curve), n_iter=len(curve))
 
     rng = np.random.default_rng(0)
-    # flat curves with the draws' noise only: rarely a cut (the endpoints' fall
-    # would call 83 of these 200 cut short)
+    # flat curves with the draws' noise only, Gaussian or with spikes: about one
+    # in a hundred is a cut (the endpoints' fall would call 83 of these 200 cut
+    # short, a least-squares slope over twice its standard error 9 of each kind)
     plateaus = 0.5 + 0.02 * rng.standard_normal((200, 30))
-    assert sum(_cut_short(result(c), 30, 1e-4) for c in plateaus) <= 20
+    assert sum(_cut_short(result(c), 30, 1e-4) for c in plateaus) <= 6
+    spiky = 0.2 + 0.02 * rng.standard_t(1.5, (200, 30))
+    assert sum(_cut_short(result(c), 30, 1e-4) for c in spiky) <= 6
+    # a plateau whose draws spiked early in the last fifth: no trend
+    spiked = [0.5] * 22 + [0.099, 0.271, 0.226, 0.267, 0.139, 0.246, 0.099, 0.091]
+    assert not _cut_short(result(spiked), 30, 1e-4)
+    # a steady fall is a cut, through noise up to a few tenths of its step
+    for noise in (0.002, 0.005):
+        falls = np.linspace(1.0, 0.5, 30) + noise * rng.standard_normal((20, 30))
+        assert all(_cut_short(result(c), 30, 1e-4) for c in falls)
     falling = np.linspace(1.0, 0.5, 30) + 0.002 * rng.standard_normal(30)
-    assert _cut_short(result(falling), 30, 1e-4)
     # a fall smaller than 10 * tol an epoch is not a cut
     assert not _cut_short(result(falling), 30, 1e-2)
-    # two epochs: the fall from the first to the last decides
+    # fewer than 5 epochs: the fall from the first to the last decides
     assert _cut_short(result([1.0, 0.9]), 2, 1e-4)
+    assert _cut_short(result([1.0, 0.95, 0.97, 0.9]), 4, 1e-4)
     assert not _cut_short(result([1.0, 1.0]), 2, 1e-4)
 
 
