@@ -43,7 +43,7 @@ __all__ = ["HopfieldClassifier"]
 _PREDICT_CHUNK = 2048
 # With n_memories="auto", a training step retrieves from this share of the
 # stored rows, drawn afresh each step, and from at most _AUTO_MEMORIES of them.
-_AUTO_SHARE = 0.7
+_AUTO_SHARE = 0.5
 _AUTO_MEMORIES = 2048
 # Fits whose score matrix work (rows x keys x heads x hidden_dim) is at most this
 # train in float64.
@@ -104,7 +104,7 @@ class HopfieldClassifier(
         Stored rows a training row retrieves from in one gradient step,
         drawn afresh each step (ModernNCA's stochastic neighbour sampling:
         a regulariser, and it bounds the cost of a step): about that many
-        (int), that share of them (float in (0, 1]), or ``"auto"``: 70% of
+        (int), that share of them (float in (0, 1]), or ``"auto"``: 50% of
         them, at most 2048. Copies of a row are drawn or left out
         together. Prediction always retrieves from every training row.
     beta : float or None, default=None
@@ -119,9 +119,13 @@ class HopfieldClassifier(
         Independent embeddings whose probabilities are averaged.
     hidden_dim : int, default=64
         Size of each head's embedding.
-    mlp_dim : int or None, default=None
-        Width of a ReLU hidden layer before the linear embedding; ``None``
-        for a linear embedding.
+    mlp_dim : int or None, default=64
+        Width of the ReLU hidden layer of a residual branch added to the
+        linear embedding (``W x + V relu(U x + c)``, ``V`` starting at
+        zero and the branch learning at a tenth of ``learning_rate``, so
+        training starts from the linear embedding and bends it where the
+        data pay for it: thresholds and codes of single features,
+        interactions); ``None`` for a linear embedding.
     scaling : {"quantile", "standard"}, default="quantile"
         Input transform before the weighted standardisation: each feature
         mapped to a standard normal through its weighted empirical
@@ -295,7 +299,7 @@ class HopfieldClassifier(
         similarity="neg_l2",
         n_heads=1,
         hidden_dim=64,
-        mlp_dim=None,
+        mlp_dim=64,
         scaling="quantile",
         n_frequencies=0,
         frequency_scale=0.1,

@@ -380,11 +380,11 @@ def test_weights_equal_repetitions(data):
 
 def test_float64_default_dtype_does_not_break_fit(data):
     X, y = data
-    expected = fit(X, y, max_iter=3, hidden_dim=512).predict_proba(X)  # a float32 fit
+    expected = fit(X, y, max_iter=3, hidden_dim=2048).predict_proba(X)  # a float32 fit
     before = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        clf = fit(X, y, max_iter=3, hidden_dim=512)
+        clf = fit(X, y, max_iter=3, hidden_dim=2048)
         proba = clf.predict_proba(X)
     finally:
         torch.set_default_dtype(before)

@@ -90,9 +90,14 @@ def test_periodic_parameters_learn_at_a_tenth_of_the_rate():
     groups = layer.parameter_groups(0.01)
     assert [g["lr"] for g in groups] == [0.01, pytest.approx(0.001)]
     slow = {id(p) for p in groups[1]["params"]}
-    assert slow == {id(p) for p in layer.hidden[0].parameters()}
+    assert slow == {id(p) for p in layer.hidden.parameters()}
     assert sum(len(g["params"]) for g in groups) == len(list(layer.parameters()))
     assert len(RowHopfieldLayer(4, 10, 3, 8).parameter_groups(0.01)) == 1
+    # the residual branch learns slowly too
+    layer = RowHopfieldLayer(4, 10, 3, 8, mlp_size=16)
+    groups = layer.parameter_groups(0.01)
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in layer.residual.parameters()}
+    assert groups[1]["lr"] == pytest.approx(0.001)
 
 
 def test_embedding_in_blocks_equals_one_block():
@@ -114,3 +119,20 @@ def test_classifier_with_periodic_embedding_fits_and_round_trips(data):
     np.testing.assert_array_equal(
         fit(X, y, n_frequencies=8, max_iter=40).predict_proba(X), clf.predict_proba(X)
     )
+
+
+def test_residual_branch_starts_silent_and_trains():
+    torch.manual_seed(0)
+    layer = RowHopfieldLayer(4, 10, 3, 8, num_heads=2, mlp_size=16, dtype="float64")
+    x = torch.randn(5, 4, dtype=torch.float64)
+    linear = layer.core._split(layer.proj(x))
+    # V starts at zero: the embedding is the linear map's
+    torch.testing.assert_close(layer.embed(x), linear, rtol=0, atol=0)
+    layer.store_(torch.randn(10, 4, dtype=torch.float64), torch.arange(10) % 3)
+    ones = torch.ones(10, dtype=torch.float64)
+    # each row left out of its own retrieval
+    loss = layer.training_loss(torch.arange(10), layer.labels, ones, ones * -torch.inf)
+    loss.backward()
+    # the zero output layer has a gradient, so the branch leaves zero in the first step
+    assert layer.residual[-1].weight.grad.abs().sum() > 0
+    assert RowHopfieldLayer(4, 10, 3, 8).residual is None

@@ -19,10 +19,11 @@ from .modules import HopfieldLayer
 
 __all__ = ["RowHopfieldLayer"]
 
-# Outputs of each feature's map in the periodic embedding, and the factor on the
-# learning rate of its parameters (RealMLP's choices).
+# Outputs of each feature's map in the periodic embedding (RealMLP's choice), and
+# the factor on the learning rate of the periodic embedding (RealMLP's choice)
+# and of the residual branch.
 _EMBEDDING_SIZE = 4
-_EMBEDDING_LR_FACTOR = 0.1
+_SLOW_LR_FACTOR = 0.1
 
 
 class RowHopfieldLayer(HopfieldLayer):
@@ -33,7 +34,8 @@ class RowHopfieldLayer(HopfieldLayer):
     with labels ``y_j`` and non-negative masses ``m_j`` (sample weights): a
     retrieval in the embedding of head ``h`` whose read-out is the label.
     The embedding ``W`` (a linear map, optionally after a periodic embedding
-    of each feature and a ReLU hidden layer) and ``beta`` are learned; the
+    of each feature, plus an optional nonlinear residual branch) and
+    ``beta`` are learned; the
     stored rows are buffers set by :meth:`store_`. The heads' probabilities are averaged, floored at
     ``floor / num_classes`` so that no class has probability zero.
 
@@ -50,8 +52,11 @@ class RowHopfieldLayer(HopfieldLayer):
     num_heads : int, default=1
         Independent embeddings (heads) whose probabilities are averaged.
     mlp_size : int or None, default=None
-        Width of a ReLU hidden layer before the heads' linear maps; ``None``
-        for a linear embedding.
+        Width of the ReLU hidden layer of a residual branch: the embedding
+        is ``W x + V relu(U x + c)``, with ``V`` initialised to zero and the
+        branch learning at a tenth of the rate (:meth:`parameter_groups`),
+        so that training starts from the linear embedding ``W x`` and bends
+        it only where the data pay for it; ``None`` for a linear embedding.
     num_frequencies : int, default=0
         Periodic functions of each feature in a :class:`PeriodicEmbedding`
         before the hidden layer (RealMLP's PBLD embedding); 0 for none.
@@ -98,12 +103,11 @@ class RowHopfieldLayer(HopfieldLayer):
             raise ValueError(f"num_frequencies must be >= 0, got {num_frequencies!r}.")
         # the width the hidden layer (or the projection) sees
         width = input_size * (_EMBEDDING_SIZE + 1) if num_frequencies else input_size
-        first = width if mlp_size is None else mlp_size
         # the parent's own draws (its projection and patterns, replaced below) are made
         # off the caller's RNG: their count depends on torch's default dtype
         with torch.random.fork_rng(devices=[]):
             super().__init__(
-                first,
+                width,
                 1,  # one learned pattern, replaced below by the stored rows
                 output_size=num_classes,
                 hidden_size=hidden_size * num_heads,
@@ -120,7 +124,7 @@ class RowHopfieldLayer(HopfieldLayer):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}.")
         # every tensor in an explicit dtype: the caller's default dtype is not used
         dtype = getattr(torch, dtype)
-        self.proj = nn.Linear(first, hidden_size * num_heads, dtype=dtype)
+        self.proj = nn.Linear(width, hidden_size * num_heads, dtype=dtype)
         log_beta = self.core.log_beta.detach().to(dtype)
         del self.core.log_beta
         if learn_beta:
@@ -132,18 +136,24 @@ class RowHopfieldLayer(HopfieldLayer):
         self.register_buffer("stored", torch.zeros(num_memories, input_size, dtype=dtype))
         self.register_buffer("labels", torch.zeros(num_memories, dtype=torch.long))
         self.register_buffer("mass", torch.ones(num_memories, dtype=dtype))
-        layers = []
-        if num_frequencies:
-            layers.append(
-                PeriodicEmbedding(
-                    input_size, num_frequencies, _EMBEDDING_SIZE, frequency_scale, dtype=dtype
-                )
+        self.hidden = (
+            PeriodicEmbedding(
+                input_size, num_frequencies, _EMBEDDING_SIZE, frequency_scale, dtype=dtype
             )
+            if num_frequencies
+            else nn.Identity()
+        )
+        self.residual = None
         if mlp_size is not None:
-            layers += [nn.Linear(width, mlp_size, dtype=dtype), nn.ReLU()]
-        self.hidden = nn.Sequential(*layers) if layers else nn.Identity()
+            self.residual = nn.Sequential(
+                nn.Linear(width, mlp_size, dtype=dtype),
+                nn.ReLU(),
+                nn.Linear(mlp_size, hidden_size * num_heads, bias=False, dtype=dtype),
+            )
+            # the branch starts silent: the first steps train the linear embedding
+            nn.init.zeros_(self.residual[-1].weight)
         # rows embedded at once outside training: the periodic features stay bounded
-        per_row = input_size * max(num_frequencies, 1) + first
+        per_row = input_size * max(num_frequencies, 1) + width + (mlp_size or 0)
         self._block = max(1, AUTO_CHUNK_ELEMENTS // per_row)
 
     @torch.no_grad()
@@ -182,10 +192,18 @@ class RowHopfieldLayer(HopfieldLayer):
         -------
         embedded : Tensor of shape (num_heads, n, hidden_size)
         """
-        return self.core._split(self.proj(self.hidden(x)))
+        h = self.hidden(x)
+        out = self.proj(h)
+        if self.residual is not None:
+            out = out + self.residual(h)
+        return self.core._split(out)
 
     def parameter_groups(self, learning_rate):
-        """Optimizer parameter groups: the periodic embedding learns at a tenth of the rate.
+        """Optimizer parameter groups: the periodic embedding and the residual branch learn slower.
+
+        They learn at a tenth of ``learning_rate``, so the linear embedding
+        is learned first and the nonlinear parts bend it only where the
+        gradient keeps pointing the same way.
 
         Parameters
         ----------
@@ -196,18 +214,15 @@ class RowHopfieldLayer(HopfieldLayer):
         groups : list of dict
             ``{"params": [...], "lr": ...}`` for every trainable parameter.
         """
-        slow = [
-            p
-            for m in self.hidden.modules()
-            if isinstance(m, PeriodicEmbedding)
-            for p in m.parameters()
-            if p.requires_grad
-        ]
+        slow = list(self.hidden.parameters())
+        if self.residual is not None:
+            slow += list(self.residual.parameters())
+        slow = [p for p in slow if p.requires_grad]
         ids = {id(p) for p in slow}
         rest = [p for p in self.parameters() if p.requires_grad and id(p) not in ids]
         groups = [{"params": rest, "lr": learning_rate}]
         if slow:
-            groups.append({"params": slow, "lr": learning_rate * _EMBEDDING_LR_FACTOR})
+            groups.append({"params": slow, "lr": learning_rate * _SLOW_LR_FACTOR})
         return groups
 
     def _embed_blocks(self, x):
