@@ -349,9 +349,9 @@ class RowHopfieldLayer(HopfieldLayer):
             if idx.shape[0] == n:  # full batch: embed every row once
                 query = self.embed(self.stored)
                 keys = query[:, keys_idx]
-            else:
-                query = self.embed(self.stored[idx])
-                keys = self.embed(self.stored[keys_idx])
+            else:  # queries and keys embedded in one call: half the small kernels
+                both = self.embed(self.stored[torch.cat([idx, keys_idx])])
+                query, keys = both[:, : idx.shape[0]], both[:, idx.shape[0] :]
             same = idx[:, None] == keys_idx[None, :]
             mask = torch.where(same, own[idx][:, None], keys.new_zeros(()))
             log_p = self.log_proba_from(
