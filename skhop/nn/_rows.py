@@ -35,8 +35,8 @@ class RowHopfieldLayer(HopfieldLayer):
     retrieval in the embedding of head ``h`` whose read-out is the label.
     The embedding ``W`` (a linear map, optionally after a periodic embedding
     of each feature, plus an optional nonlinear residual branch) and
-    ``beta`` are learned; the
-    stored rows are buffers set by :meth:`store_`. The heads' probabilities are averaged, floored at
+    ``beta`` are learned; the stored rows are buffers set by
+    :meth:`store_`. The heads' probabilities are averaged, floored at
     ``floor / num_classes`` so that no class has probability zero.
 
     Parameters
