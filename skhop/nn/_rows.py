@@ -19,9 +19,9 @@ from .modules import HopfieldLayer
 
 __all__ = ["RowHopfieldLayer"]
 
-# Outputs of each feature's map in the periodic embedding (RealMLP's choice), and
-# the factor on the learning rate of the periodic embedding (RealMLP's choice)
-# and of the residual branch.
+# Outputs of each feature's map in the periodic embedding, and the factor on the
+# learning rate of the periodic embedding (both RealMLP's choices), which the
+# residual branch learns at too.
 _EMBEDDING_SIZE = 4
 _SLOW_LR_FACTOR = 0.1
 
@@ -101,7 +101,7 @@ class RowHopfieldLayer(HopfieldLayer):
     ):
         if num_frequencies < 0:
             raise ValueError(f"num_frequencies must be >= 0, got {num_frequencies!r}.")
-        # the width the hidden layer (or the projection) sees
+        # the width the projection and the residual branch see
         width = input_size * (_EMBEDDING_SIZE + 1) if num_frequencies else input_size
         # the parent's own draws (its projection and patterns, replaced below) are made
         # off the caller's RNG: their count depends on torch's default dtype
