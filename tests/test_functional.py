@@ -6,6 +6,8 @@ import torch
 from sklearn.datasets import load_digits
 
 from skhop.nn import separate
+from skhop.nn._scores import exp as _exp
+from skhop.nn._scores import exp_ as _exp_
 from skhop.nn.functional import hopfield_energy, hopfield_retrieve, similarity_scores
 
 
@@ -202,6 +204,44 @@ def test_chunked_peak_memory_is_bounded():
     block = 1000 * chunk * 4  # one chunk of scores: 16 MB
     assert extra < 4 * block + 20_000_000, extra
     assert extra < full_scores_bytes / 8
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_exp_matches_torch_exp_over_the_whole_range(dtype):
+    # the softmax weights' exp (by exp2, fast below the underflow): the same numbers
+    x = torch.linspace(-120.0, 80.0, 20001, dtype=dtype)
+    x = torch.cat([x, torch.tensor([-math.inf, 0.0], dtype=dtype)])
+    ours = _exp(x)
+    ref = torch.exp(x.double())
+    eps = torch.finfo(dtype).eps
+    # exp2 of a rounded product: relative error up to about (|x| + 2) * eps
+    rel = (ours.double() - ref).abs() / ref.clamp_min(torch.finfo(dtype).tiny)
+    normal = ref >= torch.finfo(dtype).tiny
+    assert (rel[normal] <= (x.double().abs()[normal] + 2) * eps).all()
+    assert ours[-2] == 0 and ours[-1] == 1
+    inplace = x.clone()
+    assert _exp_(inplace) is inplace and torch.equal(inplace, ours)
+
+
+@pytest.mark.slow  # timing
+def test_exp_is_as_fast_below_the_underflow_as_above():
+    # a softmax over far patterns puts most arguments below -87, where the
+    # vectorised CPU exp slows down many times; the retrieval's exp must not
+    import time
+
+    def best(x):
+        times = []
+        for _ in range(30):
+            t0 = time.perf_counter()
+            _exp(x)
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    g = _gen(3)
+    near = -10 * torch.rand(256, 1024, generator=g)  # every weight normal
+    far = near - 100.0  # every weight below float32's smallest normal
+    far[:, ::7] = -math.inf  # masked patterns
+    assert best(far) < 3 * best(near)
 
 
 @pytest.mark.parametrize("separation", ["sparsemax", "entmax15"])

@@ -29,6 +29,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ._rebuild import Rebuildable
+from ._scores import exp
 
 __all__ = ["MILNet", "MemberLinear", "drop_instances", "sample_instances", "POOLINGS"]
 
@@ -266,7 +267,7 @@ class MILNet(Rebuildable, nn.Module):
             s = s.masked_fill(~keep[:, :, None, None], -math.inf)
         top = _segment_max(s.detach(), index, n, -math.inf)
         shift = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # all hidden: e = 0
-        e = torch.exp(s - shift[index])
+        e = exp(s - shift[index])
         if self.training and self.attention_dropout > 0:
             e = F.dropout(e, self.attention_dropout, True)
         total = _segment_sum(e, index, n)
@@ -456,7 +457,7 @@ class MILNet(Rebuildable, nn.Module):
             x, idx, _ = plan.gather(piece)
             i = idx + piece[2]
             s = self._encode(x)[1]
-            att.append((torch.exp(s - top[i]) / total[i]).mean(dim=(1, 2, 3)))
+            att.append((exp(s - top[i]) / total[i]).mean(dim=(1, 2, 3)))
         return scores, torch.cat(att)
 
 

@@ -231,14 +231,17 @@ class RowHopfieldLayer(HopfieldLayer):
             return self.embed(x)
         return torch.cat([self.embed(b) for b in x.split(self._block)], dim=1)
 
-    def _floored(self, log_p):
-        """``log((1 - floor) p + floor / num_classes)``, the heads' probabilities averaged."""
+    def _floored(self, p):
+        """``log((1 - floor) p + floor / num_classes)`` of the heads' probabilities ``p`` averaged.
+
+        In probability space, where the floor keeps the log away from 0 (its
+        gradient finite); without a floor, probabilities are clamped at the
+        smallest normal float.
+        """
+        p = p[0] if p.shape[0] == 1 else p.mean(dim=0)
         if self.floor > 0:
-            log_p = torch.logaddexp(
-                log_p + math.log1p(-self.floor),
-                torch.full_like(log_p, math.log(self.floor / self.num_classes)),
-            )
-        return torch.logsumexp(log_p, dim=0) - math.log(log_p.shape[0])
+            return p.mul(1 - self.floor).add_(self.floor / self.num_classes).log()
+        return p.clamp_min(torch.finfo(p.dtype).tiny).log()
 
     def scores(self, query, keys, log_mass):
         """``beta * sim(key, query) + log(mass)``, up to a per-query constant.
@@ -289,17 +292,14 @@ class RowHopfieldLayer(HopfieldLayer):
             scores = scores + mask
         if diagonal is not None:
             scores.diagonal(dim1=-2, dim2=-1).add_(diagonal)
-        top = scores.amax(dim=-1, keepdim=True).clamp_min(torch.finfo(scores.dtype).min).detach()
-        weights = (scores - top).exp()  # (heads, n, m)
+        # a query that sees no key (every key it may see left out by a draw) reads the
+        # uniform distribution; its scores are set finite so that no NaN reaches the
+        # gradient. torch.softmax rather than exp(scores - max): CPU exp takes a slow
+        # path for the many arguments below float32's underflow (about -87)
+        seen = scores.amax(dim=-1, keepdim=True) > float("-inf")
+        weights = torch.softmax(scores.masked_fill(~seen, 0.0), dim=-1)  # (heads, n, m)
         onehot = nn.functional.one_hot(labels, self.num_classes).to(weights.dtype)
-        per_class = weights @ onehot  # (heads, n, classes)
-        # a query that sees no key (every key it may see left out by a draw) reads
-        # the uniform distribution
-        seen = per_class.sum(-1, keepdim=True) > 0
-        per_class = torch.where(seen, per_class, torch.ones_like(per_class))
-        tiny = torch.finfo(per_class.dtype).tiny  # log(0) would make the gradient NaN
-        log_p = per_class.clamp_min(tiny).log() - per_class.sum(-1, keepdim=True).log()
-        return self._floored(log_p)
+        return self._floored(torch.where(seen, weights @ onehot, 1.0 / self.num_classes))
 
     def training_loss(
         self, idx, labels, weights, own, *, key_share=1.0, groups=None, label_smoothing=0.0
@@ -422,8 +422,7 @@ class RowHopfieldLayer(HopfieldLayer):
             similarity=self.core.similarity,
             chunk_size=chunk_size,
         )  # (heads, n, classes + 1)
-        log_p = out[..., :-1].clamp_min(0).log() - out[..., -1:].log()
-        return self._floored(log_p)
+        return self._floored(out[..., :-1].clamp_min(0) / out[..., -1:])
 
     def forward(self, input):
         """Class log-probabilities of ``input``; see :meth:`log_proba`.

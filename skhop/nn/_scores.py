@@ -7,6 +7,27 @@ __all__ = ["SIMILARITIES", "similarity_scores"]
 SIMILARITIES = ("dot", "cosine", "neg_l2")
 
 
+_LOG2E = 1.4426950408889634
+
+
+def exp(x):
+    """``exp(x)``, fast for every argument: ``exp2(x * log2(e))``.
+
+    torch's vectorised CPU ``exp`` leaves its fast path for arguments below
+    float32's underflow (about -87) and for ``-inf``: 5 to 40 times slower
+    on AVX2, and a softmax over many far stored patterns (a large ``beta``)
+    has most of its arguments there. ``exp2`` keeps its speed; rounding the
+    product adds a relative error of about ``|x| * eps`` to an ``exp(x)``
+    that is then at most ``e**x`` of the largest term.
+    """
+    return torch.exp2(x * _LOG2E)
+
+
+def exp_(x):
+    """In-place :func:`exp`."""
+    return x.mul_(_LOG2E).exp2_()
+
+
 def tiny(t):
     """Smallest normal number of ``t``'s dtype: a norm floor that depends on no unit."""
     return torch.finfo(t.dtype).tiny

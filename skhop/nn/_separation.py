@@ -9,6 +9,8 @@ gets all-zero weights (and so a zero read-out) rather than NaN.
 
 import torch
 
+from ._scores import exp
+
 SEPARATIONS = ("softmax", "softmax1", "sparsemax", "entmax15", "topk")
 # Separations whose normaliser can be accumulated chunk by chunk (exactly).
 CHUNKABLE = ("softmax", "softmax1", "topk")
@@ -30,7 +32,7 @@ def _masked_softmax(scores, mask, extra_one=False):
         shift = shift.clamp_min(0.0)
     shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
     shift = shift.detach()
-    e = torch.exp(scores - shift)
+    e = exp(scores - shift)
     denom = e.sum(dim=-1, keepdim=True)
     if extra_one:
         denom = denom + torch.exp(-shift)

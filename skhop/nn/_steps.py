@@ -9,7 +9,7 @@ Nothing here checks its arguments: the public functions of
 
 import torch
 
-from ._scores import scaled_scores
+from ._scores import exp, exp_, scaled_scores
 from ._separation import CHUNKABLE, blockwise_topk, separate
 
 __all__ = ["AUTO_CHUNK_ELEMENTS", "merge_partials"]
@@ -108,13 +108,13 @@ def softmax_partial(query, memory, values, beta, similarity, mask, observed, chu
         # the shift is a constant for autograd (the result does not depend on it)
         new_max = torch.maximum(run_max, s.detach().amax(dim=-1, keepdim=True))
         safe = torch.where(torch.isfinite(new_max), new_max, torch.zeros_like(new_max))
-        scale = torch.exp(run_max - safe)
+        scale = exp(run_max - safe)
         if grad:
-            p = torch.exp(s - safe)
+            p = exp(s - safe)
             run_sum = run_sum * scale + p.sum(-1, keepdim=True)
             acc = acc * scale + p @ values[..., start:stop, :]
         else:
-            p = s.sub_(safe).exp_()
+            p = exp_(s.sub_(safe))
             run_sum.mul_(scale).add_(p.sum(-1, keepdim=True))
             acc.mul_(scale).add_(p @ values[..., start:stop, :])
         run_max = new_max
@@ -156,7 +156,7 @@ def merge_partials(parts):
     top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
     total = acc = None
     for m, s, a in parts:
-        w = torch.exp(m - top)
+        w = exp(m - top)
         total = s * w if total is None else total + s * w
         acc = a * w if acc is None else acc + a * w
     return acc / total.clamp_min(torch.finfo(total.dtype).tiny)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._scores import exp
 from ._separation import separate
 from .functional import similarity_scores
 
@@ -170,7 +171,7 @@ def read_out(s, mem, separation, top_k, rows, cols, sample=None, generator=None,
         # one pass for all columns: sum_i p_i o_ij x_ij / sum_i p_i o_ij
         top = s.amax(-1, keepdim=True)
         top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-        p = torch.exp(s - top)
+        p = exp(s - top)
         num = (p @ mem.x)[rows, cols]
         den = (p @ mem.observed)[rows, cols]
         ok = den > 0
