@@ -119,9 +119,9 @@ def train(
     best_state = None
     no_change = 0
     device = tensors[0].device
+    module.train()  # train() walks every submodule: once, and again after each validation
     for epoch in range(max_iter):
         t0 = time.perf_counter()
-        module.train()
         order = torch.randperm(n, device=device) if bs < n else None
         total = torch.zeros((), device=device)
         for start in range(0, n, bs):
@@ -150,6 +150,7 @@ def train(
             module.eval()
             with torch.no_grad():
                 score = float(validation_score(module, *validation))
+            module.train()
             result.validation_scores.append(score)
             msg += f", validation score = {score:.6f}"
             if score > best_score + tol:
