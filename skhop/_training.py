@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .nn._optim import CosineSchedule, FusedAdamW
+
 __all__ = ["TrainResult", "train", "resolve_batch_size", "split_validation"]
 
 
@@ -111,7 +113,9 @@ def train(
     if optimizer is None:
         optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
     scheduler = None
-    if lr_schedule == "cosine":
+    if lr_schedule == "cosine" and isinstance(optimizer, FusedAdamW):
+        scheduler = CosineSchedule(optimizer, T_max=max_iter)
+    elif lr_schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_iter)
     result = TrainResult()
     best_loss = np.inf
