@@ -35,6 +35,14 @@ def fused_adamw(params, lr, weight_decay):
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
+def _zero_grad(params, set_to_none):
+    for p in params:
+        if set_to_none:
+            p.grad = None
+        elif p.grad is not None:
+            p.grad.zero_()
+
+
 class FusedAdamW:
     """``torch.optim.AdamW(params, lr, weight_decay=weight_decay, fused=True)``, called directly.
 
@@ -82,12 +90,7 @@ class FusedAdamW:
         ]
 
     def zero_grad(self, set_to_none=True):
-        for g in self.param_groups:
-            for p in g["params"]:
-                if set_to_none:
-                    p.grad = None
-                elif p.grad is not None:
-                    p.grad.zero_()
+        _zero_grad([p for g in self.param_groups for p in g["params"]], set_to_none)
 
     @torch.no_grad()
     def step(self):
@@ -155,11 +158,7 @@ class AdamW:
         self.num_updates = 0
 
     def zero_grad(self, set_to_none=True):
-        for p in self.params:
-            if set_to_none:
-                p.grad = None
-            elif p.grad is not None:
-                p.grad.zero_()
+        _zero_grad(self.params, set_to_none)
 
     @torch.no_grad()
     def step(self):
