@@ -12,7 +12,6 @@ import warnings
 
 import numpy as np
 import torch
-from scipy.stats import kendalltau, theilslopes
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -27,13 +26,15 @@ from ._base import (
     torch_threads,
     validate_data,
 )
+from ._columns import code_columns as _code_columns
 from ._columns import codes as _codes
 from ._columns import frame_categories as _frame_categories
 from ._columns import one_hot as _one_hot
+from ._columns import value_codes as _value_codes
 from ._docs import shared_parameters
-from ._quantile import quantile_fit, quantile_normal
+from ._quantile import quantile_fit, quantile_normal, weighted_scaling
 from ._supervised import TRAINING_CONSTRAINTS, NeuralClassifierMixin, row_groups
-from ._training import train
+from ._training import cut_short_schedule, train
 from .nn import RowHopfieldLayer
 from .nn._optim import fused_adamw
 
@@ -48,10 +49,6 @@ _AUTO_MEMORIES = 2048
 # Fits whose score matrix work (rows x keys x heads x hidden_dim) is at most this
 # train in float64.
 _FLOAT64_WORK = 1 << 22
-# The cut-short rule reads the trend of at least this many final epochs, at
-# this level of Kendall's test.
-_TREND_EPOCHS = 5
-_TREND_LEVEL = 0.01
 # Buffers of the layer that hold the stored rows, not learned weights.
 _DATA = ("stored", "labels", "mass")
 # Attributes a fit publishes, all in one step at its end.
@@ -69,6 +66,7 @@ _FITTED = (
     "n_features_in_",
     "feature_names_in_",
     "categories_",
+    "code_columns_",
 )
 
 
@@ -126,6 +124,15 @@ class HopfieldClassifier(
         training starts from the linear embedding and bends it where the
         data pay for it: thresholds and codes of single features,
         interactions); ``None`` for a linear embedding.
+    categorical_features : {"auto", "from_dtype"}, default="auto"
+        Columns one-hot encoded inside the estimator. ``"from_dtype"``: the
+        non-numeric columns of a DataFrame (category, object or string
+        dtype). ``"auto"``: those, and the numeric columns that read as
+        codes: 3 to 8 distinct values among the rows of positive weight
+        (the integer or ordinal codes of categories that many tables
+        store), when the training set keeps at least 5 rows (summed sample
+        weight) per input column after the encoding. An unseen or missing
+        category, or a code value not seen in ``fit``, encodes as all zeros.
     scaling : {"quantile", "standard"}, default="quantile"
         Input transform before the weighted standardisation: each feature
         mapped to a standard normal through its weighted empirical
@@ -208,6 +215,9 @@ class HopfieldClassifier(
     best_validation_score_ : float or None
         Best validation accuracy, whose weights were kept (``early_stopping``
         only).
+    code_columns_ : dict
+        ``{column position: values}`` of the numeric columns one-hot encoded
+        as codes (``categorical_features="auto"``); empty when none.
     n_features_in_ : int
         Number of features seen in ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -283,6 +293,7 @@ class HopfieldClassifier(
         "n_heads": [Interval(numbers.Integral, 1, None, closed="left")],
         "hidden_dim": [Interval(numbers.Integral, 1, None, closed="left")],
         "mlp_dim": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "categorical_features": [StrOptions({"auto", "from_dtype"})],
         "scaling": [StrOptions({"standard", "quantile"})],
         "n_frequencies": [Interval(numbers.Integral, 0, None, closed="left")],
         "frequency_scale": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -300,6 +311,7 @@ class HopfieldClassifier(
         n_heads=1,
         hidden_dim=64,
         mlp_dim=64,
+        categorical_features="auto",
         scaling="quantile",
         n_frequencies=0,
         frequency_scale=0.1,
@@ -326,6 +338,7 @@ class HopfieldClassifier(
         self.n_heads = n_heads
         self.hidden_dim = hidden_dim
         self.mlp_dim = mlp_dim
+        self.categorical_features = categorical_features
         self.scaling = scaling
         self.n_frequencies = n_frequencies
         self.frequency_scale = frequency_scale
@@ -379,10 +392,16 @@ class HopfieldClassifier(
         categories = self.categories_ if warm else _frame_categories(X)
         X = _codes(X, categories)
         X, y = validate_data(shell, X, y, dtype=np.float64, reset=not warm)
-        X = _one_hot(X, categories)
+        copies = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        if warm:
+            code_columns = self.code_columns_
+        elif self.categorical_features == "auto":
+            code_columns = _code_columns(X, copies, categories)
+        else:
+            code_columns = {}
+        X = _one_hot(_value_codes(X, code_columns), {**categories, **code_columns})
         classes, y_enc = self._encode_targets(y, warm)
         device = resolve_device(self.device)
-        copies = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         # a row's mass, in the loss and in every retrieval: sample_weight times class_weight
         mass = self._sample_weights(classes, y_enc, sample_weight)
         seed = seed_from(self.random_state)
@@ -397,9 +416,7 @@ class HopfieldClassifier(
             quantiles = None
             if self.scaling == "quantile":
                 quantiles = quantile_fit(X[train_idx], copies[train_idx])
-            center, scale = _weighted_scaling(
-                _transform(X[train_idx], quantiles), copies[train_idx]
-            )
+            center, scale = weighted_scaling(_transform(X[train_idx], quantiles), copies[train_idx])
         Z = (_transform(X, quantiles) - center) / scale
 
         Z_train = Z[train_idx]
@@ -440,7 +457,7 @@ class HopfieldClassifier(
             )
             module = module.cpu().eval()
 
-        cut_short = _cut_short(result, self.max_iter, self.tol)
+        cut_short = cut_short_schedule(result, self.max_iter, self.tol)
         if cut_short:
             warnings.warn(
                 f"{type(self).__name__}: the training loss still fell by more than "
@@ -464,6 +481,7 @@ class HopfieldClassifier(
             "quantiles_": quantiles,
             "n_features_in_": shell.n_features_in_,
             "categories_": categories,
+            "code_columns_": code_columns,
         }
         if hasattr(shell, "feature_names_in_"):
             fitted["feature_names_in_"] = shell.feature_names_in_
@@ -556,9 +574,11 @@ class HopfieldClassifier(
         state = self.__dict__
         module, center, scale = state["module_"], state["center_"], state["scale_"]
         quantiles = state["quantiles_"]
-        categories = state["categories_"]
-        X = _codes(X, categories)
-        X = _one_hot(validate_data(self, X, dtype=np.float64, reset=False), categories)
+        categories, code_columns = state["categories_"], state["code_columns_"]
+        X = _value_codes(
+            validate_data(self, _codes(X, categories), dtype=np.float64, reset=False), code_columns
+        )
+        X = _one_hot(X, {**categories, **code_columns})
         net = copy.deepcopy(module).double().eval()
         out = np.empty((X.shape[0], len(self.classes_)))
         with torch_threads(self.n_threads), torch.no_grad():
@@ -573,39 +593,3 @@ class HopfieldClassifier(
 def _transform(X, quantiles):
     """``X`` through the fitted quantile-normal transform, or as it is (``None``)."""
     return X if quantiles is None else quantile_normal(X, *quantiles)
-
-
-def _weighted_scaling(X, w):
-    """Weighted mean and standard deviation of each column (1 for a constant column)."""
-    w = w / w.sum()
-    center = w @ X
-    var = w @ (X - center) ** 2
-    scale = np.sqrt(var)
-    scale[~(scale > 1e-12 * np.maximum(1.0, np.abs(center)))] = 1.0
-    return center, scale
-
-
-def _cut_short(result, max_iter, tol):
-    """Whether the loss still fell markedly at the planned end of the schedule.
-
-    The learning rate is annealed to zero over ``max_iter`` epochs, so reaching
-    ``max_iter`` is the planned end of a fit; only a loss that still falls
-    markedly at a near-zero learning rate says the schedule was too short.
-    Each epoch's loss is measured on its own draw of keys, so it varies from
-    epoch to epoch with the draw, and one unlucky draw can spike it: the fall
-    counts only when the last fifth of the epochs (at least 5) falls in a
-    trend that noise alone would show less than once in a hundred fits
-    (Kendall's rank test, exact under exchangeable noise), by a median
-    pairwise slope (Theil-Sen) over ``10 * tol`` an epoch. With fewer than 5
-    epochs, the fall from the first to the last decides.
-    """
-    curve = result.loss_curve
-    if result.converged or result.validation_scores or len(curve) < max(2, max_iter):
-        return False
-    if len(curve) < _TREND_EPOCHS:
-        return (curve[0] - curve[-1]) / (len(curve) - 1) > 10 * tol
-    m = max(_TREND_EPOCHS, len(curve) // 5)
-    y = np.asarray(curve[-m:], dtype=np.float64)
-    t = np.arange(m, dtype=np.float64)
-    falling = kendalltau(t, y, alternative="less").pvalue < _TREND_LEVEL
-    return bool(falling and -theilslopes(y, t).slope > 10 * tol)

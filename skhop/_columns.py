@@ -1,8 +1,15 @@
-"""A DataFrame's non-numeric columns: recognised, coded, and one-hot encoded (numpy only)."""
+"""Categorical columns: a DataFrame's non-numeric ones and numeric ones that read as codes,
+recognised, coded, and one-hot encoded (numpy only)."""
 
 import numpy as np
 
-__all__ = ["frame_categories", "codes", "one_hot"]
+__all__ = ["frame_categories", "codes", "code_columns", "value_codes", "one_hot"]
+
+# A numeric column with 3 to CODE_MAX_VALUES distinct values reads as a code; codes
+# are one-hot encoded only while the rows number at least ROWS_PER_COLUMN per input
+# column after the encoding, so that a small table does not trade rows for columns.
+CODE_MAX_VALUES = 8
+ROWS_PER_COLUMN = 5
 
 
 def frame_categories(X):
@@ -41,6 +48,54 @@ def codes(X, categories):
         col = X.iloc[:, j].astype(object)
         col = col.where(col.isin(list(values)))  # unseen categories count as missing
         X.isetitem(j, pd.Categorical(col, categories=list(values)).codes.astype(np.float64))
+    return X
+
+
+def code_columns(X, weights, categories):
+    """``{column position: sorted values}`` of the numeric columns that read as codes.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Numeric, with the columns of ``categories`` holding category codes.
+    weights : ndarray of shape (n_samples,)
+        Sample weights; rows of weight 0 are not looked at, and the weights'
+        sum counts the rows.
+    categories : dict
+        The columns already categorical (one-hot encoded whatever this finds).
+
+    Returns
+    -------
+    columns : dict
+        Columns other than ``categories`` with 3 to ``CODE_MAX_VALUES``
+        distinct values among the rows of positive weight, or ``{}`` when
+        encoding them would leave fewer than ``ROWS_PER_COLUMN`` rows per
+        input column.
+    """
+    rows = X[weights > 0]
+    if rows.shape[0] < 3:
+        return {}
+    ordered = np.sort(rows, axis=0)
+    distinct = 1 + (np.diff(ordered, axis=0) != 0).sum(axis=0)
+    found = {
+        j: np.unique(ordered[:, j])
+        for j in np.flatnonzero((distinct >= 3) & (distinct <= CODE_MAX_VALUES))
+        if j not in categories
+    }
+    width = X.shape[1] + sum(len(v) - 1 for v in (*categories.values(), *found.values()))
+    if not found or weights.sum() < ROWS_PER_COLUMN * width:
+        return {}
+    return {int(j): v for j, v in found.items()}
+
+
+def value_codes(X, columns):
+    """``X`` with each column of ``columns`` as the index of its value (-1: a value not listed)."""
+    if not columns:
+        return X
+    X = X.copy()
+    for j, values in columns.items():
+        at = np.searchsorted(values, X[:, j]).clip(0, len(values) - 1)
+        X[:, j] = np.where(values[at] == X[:, j], at, -1)
     return X
 
 

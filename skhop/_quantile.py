@@ -1,4 +1,4 @@
-"""A weighted quantile-normal transform of each feature (numpy only).
+"""Weighted input transforms (numpy only): a quantile-normal map of each feature, a scaling.
 
 Each feature is mapped through its weighted empirical distribution function
 (midpoint rule over the distinct values, linear in between) and then through
@@ -10,7 +10,7 @@ as two copies of the row, so weights and repetitions give the same transform.
 import numpy as np
 from scipy.special import ndtri
 
-__all__ = ["quantile_fit", "quantile_normal"]
+__all__ = ["quantile_fit", "quantile_normal", "weighted_scaling"]
 
 # Distinct values kept per feature (evenly spaced in rank when there are more).
 _KNOTS = 256
@@ -67,3 +67,13 @@ def quantile_normal(X, knots, levels):
     for j in range(X.shape[1]):
         Z[:, j] = np.interp(X[:, j], knots[j], levels[j])
     return ndtri(np.clip(Z, _EPS, 1 - _EPS))
+
+
+def weighted_scaling(X, w):
+    """Weighted mean and standard deviation of each column (1 for a constant column)."""
+    w = w / w.sum()
+    center = w @ X
+    var = w @ (X - center) ** 2
+    scale = np.sqrt(var)
+    scale[~(scale > 1e-12 * np.maximum(1.0, np.abs(center)))] = 1.0
+    return center, scale

@@ -4,6 +4,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score
@@ -445,6 +446,55 @@ def test_dataframe_categorical_columns_are_one_hot_encoded():
         clf.predict(X.to_numpy()[:, [0]].astype(float).repeat(3, axis=1))
 
 
+def _coded_table(n=200, seed=0):
+    # a code column (4 values, stored as scaled integers), a binary one, a continuous one
+    rng = np.random.default_rng(seed)
+    code = rng.integers(0, 4, size=n)
+    X = np.c_[0.5 * code - 0.7, rng.integers(0, 2, size=n), rng.normal(size=n)]
+    return X, (code == 2).astype(int)  # the label is one value of the code: not monotone
+
+
+def test_numeric_columns_that_read_as_codes_are_one_hot_encoded():
+    from skhop._columns import code_columns, value_codes
+
+    X, y = _coded_table()
+    clf = fit(X, y)
+    assert list(clf.code_columns_) == [0]  # 2 values are no code, many values neither
+    values = clf.code_columns_[0]
+    np.testing.assert_array_equal(values, 0.5 * np.arange(4) - 0.7)
+    assert clf.module_.input_size == 4 + 1 + 1
+    assert clf.score(X, y) == 1.0
+    off = fit(X, y, categorical_features="from_dtype")
+    assert off.code_columns_ == {} and off.module_.input_size == 3
+    # a value fit never saw encodes as all zeros, as an unseen category does
+    rows = np.array([[values[2], 0.0, 0.0], [values[2] + 0.01, 0.0, 0.0]])
+    np.testing.assert_array_equal(value_codes(rows, clf.code_columns_)[:, 0], [2, -1])
+    assert np.isfinite(clf.predict_proba(rows)).all()
+    # rows of weight 0 are not looked at, and the weights count the rows
+    w = np.ones(len(X))
+    w[:3] = 0
+    Xw = X.copy()
+    Xw[:3, 0] = [5.0, 6.0, 7.0]  # 7 values with these rows, 4 without
+    assert len(code_columns(Xw, w, {})[0]) == 4
+    assert code_columns(X[:25], np.ones(25), {}) == {}  # 25 rows < 5 per each of 6 columns
+    assert list(code_columns(X[:25], np.full(25, 2.0), {})) == [0]  # 50 rows by weight
+    # the columns a DataFrame declares categorical are left to their own encoding
+    assert code_columns(X, np.ones(len(X)), {0: np.array(["a", "b"])}) == {}
+
+
+def test_code_columns_follow_weights_as_repetitions():
+    X, y = _coded_table(n=60)
+    w = np.random.default_rng(1).integers(0, 3, size=60).astype(float)
+    est = HopfieldClassifier(**{**FAST, "batch_size": 1000})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = clone(est).fit(X, y, sample_weight=w)
+        keep = np.repeat(np.arange(60), w.astype(int))
+        b = clone(est).fit(X[keep], y[keep])
+    assert list(a.code_columns_) == list(b.code_columns_) == [0]
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-8)
+
+
 @pytest.mark.parametrize("block", [1, 7, 65536])
 def test_row_groups_are_the_unique_rows_with_their_label(block):
     from skhop._supervised import row_groups
@@ -534,8 +584,8 @@ def test_n_memories_as_a_count_or_a_share(data):
 
 
 def test_cut_short_reads_a_trend_not_the_noise_of_the_draws():
-    from skhop._classifier import _cut_short
     from skhop._training import TrainResult
+    from skhop._training import cut_short_schedule as _cut_short
 
     def result(curve):
         return TrainResult(loss_curve=list(curve), n_iter=len(curve))
