@@ -234,7 +234,8 @@ class HopfieldClassifier(
     empirical distribution (by default) and then scaled by its weighted mean
     and standard deviation, inside the estimator; the non-numeric columns of a DataFrame
     (category, object or string dtype) are one-hot encoded, an unseen or
-    missing category as all zeros. A row's mass, in the loss and in every
+    missing category as all zeros, and so are numeric columns that read as
+    codes (``categorical_features``). A row's mass, in the loss and in every
     retrieval, is its sample weight times its class weight: a row of
     sample weight 2 counts as two copies of it, and sees the other copy of
     itself in its own retrieval; a class weight scales the prior share of
