@@ -10,6 +10,8 @@ __all__ = ["frame_categories", "codes", "code_columns", "value_codes", "one_hot"
 # column after the encoding, so that a small table does not trade rows for columns.
 CODE_MAX_VALUES = 8
 ROWS_PER_COLUMN = 5
+# Entries of the block of columns sorted at a time.
+_BLOCK_ELEMENTS = 1 << 22
 
 
 def frame_categories(X):
@@ -72,16 +74,18 @@ def code_columns(X, weights, categories):
         encoding them would leave fewer than ``ROWS_PER_COLUMN`` rows per
         input column.
     """
-    rows = X[weights > 0]
-    if rows.shape[0] < 3:
+    keep = weights > 0
+    if keep.sum() < 3:
         return {}
-    ordered = np.sort(rows, axis=0)
-    distinct = 1 + (np.diff(ordered, axis=0) != 0).sum(axis=0)
-    found = {
-        j: np.unique(ordered[:, j])
-        for j in np.flatnonzero((distinct >= 3) & (distinct <= CODE_MAX_VALUES))
-        if j not in categories
-    }
+    found = {}
+    # columns in blocks: one block of sorted rows at a time, not a copy of X
+    step = max(1, _BLOCK_ELEMENTS // int(keep.sum()))
+    for start in range(0, X.shape[1], step):
+        ordered = np.sort(X[keep, start : start + step], axis=0)
+        distinct = 1 + (np.diff(ordered, axis=0) != 0).sum(axis=0)
+        for j in np.flatnonzero((distinct >= 3) & (distinct <= CODE_MAX_VALUES)):
+            if start + j not in categories:
+                found[start + j] = np.unique(ordered[:, j])
     width = X.shape[1] + sum(len(v) - 1 for v in (*categories.values(), *found.values()))
     if not found or weights.sum() < ROWS_PER_COLUMN * width:
         return {}

@@ -482,6 +482,18 @@ def test_numeric_columns_that_read_as_codes_are_one_hot_encoded():
     assert code_columns(X, np.ones(len(X)), {0: np.array(["a", "b"])}) == {}
 
 
+def test_code_columns_in_blocks_equal_one_block(monkeypatch):
+    import skhop._columns as columns
+
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.integers(0, 4, (1000, 30)), rng.normal(size=(1000, 5))]
+    whole = columns.code_columns(X, np.ones(1000), {5: np.array(["a"])})
+    monkeypatch.setattr(columns, "_BLOCK_ELEMENTS", 1500)  # one column a block
+    blocks = columns.code_columns(X, np.ones(1000), {5: np.array(["a"])})
+    assert len(whole) == 29 and 5 not in whole and list(whole) == list(blocks)
+    assert all(np.array_equal(whole[j], blocks[j]) for j in whole)
+
+
 def test_code_columns_follow_weights_as_repetitions():
     X, y = _coded_table(n=60)
     w = np.random.default_rng(1).integers(0, 3, size=60).astype(float)
