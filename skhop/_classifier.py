@@ -28,9 +28,8 @@ from ._base import (
 )
 from ._columns import code_columns as _code_columns
 from ._columns import codes as _codes
+from ._columns import encode as _encode
 from ._columns import frame_categories as _frame_categories
-from ._columns import one_hot as _one_hot
-from ._columns import value_codes as _value_codes
 from ._docs import shared_parameters
 from ._quantile import quantile_fit, quantile_normal, weighted_scaling
 from ._supervised import TRAINING_CONSTRAINTS, NeuralClassifierMixin, row_groups
@@ -400,7 +399,7 @@ class HopfieldClassifier(
             code_columns = _code_columns(X, copies, categories)
         else:
             code_columns = {}
-        X = _one_hot(_value_codes(X, code_columns), {**categories, **code_columns})
+        X = _encode(X, categories, code_columns)
         classes, y_enc = self._encode_targets(y, warm)
         device = resolve_device(self.device)
         # a row's mass, in the loss and in every retrieval: sample_weight times class_weight
@@ -576,10 +575,8 @@ class HopfieldClassifier(
         module, center, scale = state["module_"], state["center_"], state["scale_"]
         quantiles = state["quantiles_"]
         categories, code_columns = state["categories_"], state["code_columns_"]
-        X = _value_codes(
-            validate_data(self, _codes(X, categories), dtype=np.float64, reset=False), code_columns
-        )
-        X = _one_hot(X, {**categories, **code_columns})
+        X = validate_data(self, _codes(X, categories), dtype=np.float64, reset=False)
+        X = _encode(X, categories, code_columns)
         net = copy.deepcopy(module).double().eval()
         out = np.empty((X.shape[0], len(self.classes_)))
         with torch_threads(self.n_threads), torch.no_grad():

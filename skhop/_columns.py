@@ -3,7 +3,7 @@ recognised, coded, and one-hot encoded (numpy only)."""
 
 import numpy as np
 
-__all__ = ["frame_categories", "codes", "code_columns", "value_codes", "one_hot"]
+__all__ = ["frame_categories", "codes", "code_columns", "value_codes", "one_hot", "encode"]
 
 # A numeric column with 3 to CODE_MAX_VALUES distinct values reads as a code; codes
 # are one-hot encoded only while the rows number at least ROWS_PER_COLUMN per input
@@ -118,3 +118,8 @@ def one_hot(X, categories):
         start = j + 1
     parts.append(X[:, start:])
     return np.hstack(parts)
+
+
+def encode(X, categories, code_columns):
+    """``X`` (numeric, ``categories`` as codes) with every categorical and code column one-hot."""
+    return one_hot(value_codes(X, code_columns), {**categories, **code_columns})
