@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau, theilslopes
 
-from .nn._optim import CosineSchedule, FusedAdamW
+from .nn._optim import cosine_schedule
 
 __all__ = ["TrainResult", "cut_short_schedule", "train", "resolve_batch_size", "split_validation"]
 
@@ -119,10 +119,8 @@ def train(
     if optimizer is None:
         optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
     scheduler = None
-    if lr_schedule == "cosine" and isinstance(optimizer, FusedAdamW):
-        scheduler = CosineSchedule(optimizer, T_max=max_iter)
-    elif lr_schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_iter)
+    if lr_schedule == "cosine":
+        scheduler = cosine_schedule(optimizer, max_iter)
     result = TrainResult()
     best_loss = np.inf
     best_score = -np.inf

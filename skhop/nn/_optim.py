@@ -18,7 +18,7 @@ import math
 
 import torch
 
-__all__ = ["AdamW", "CosineSchedule", "FusedAdamW", "fused_adamw"]
+__all__ = ["AdamW", "CosineSchedule", "FusedAdamW", "cosine_schedule", "fused_adamw"]
 
 
 def fused_adamw(params, lr, weight_decay):
@@ -146,6 +146,14 @@ class CosineSchedule:
                     / (1 + math.cos(math.pi * (e - 1) / T))
                     * g["lr"]
                 )
+
+
+def cosine_schedule(optimizer, T_max):
+    """Cosine annealing of ``optimizer``'s rates to 0 over ``T_max`` epochs (``step`` per epoch):
+    :class:`CosineSchedule` for a :class:`FusedAdamW`, ``CosineAnnealingLR`` otherwise."""
+    if isinstance(optimizer, FusedAdamW):
+        return CosineSchedule(optimizer, T_max)
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=T_max)
 
 
 class AdamW:
