@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ._base import (
@@ -24,6 +24,7 @@ from ._base import (
     torch_threads,
 )
 from ._docs import shared_parameters
+from ._quantile import KNOTS, quantile_fit
 from ._supervised import TRAINING_CONSTRAINTS, NeuralClassifierMixin
 from ._training import train
 from .nn._mil import POOLINGS, MILNet
@@ -36,19 +37,44 @@ __all__ = ["HopfieldMILClassifier"]
 _PREDICT_BAGS = 512
 # Inputs beyond this magnitude overflow float32 arithmetic in the network.
 _MAX_SCALE = 1e15
+# Entries (instances x features) of the training instances that fit the
+# quantile map: more instances than this allows are subsampled.
+_QUANTILE_ENTRIES = 1 << 22
+# Training instances (entries) up to which they are mapped once for a fit,
+# a float32 copy, rather than piece by piece in every step.
+_MAPPED_ENTRIES = 1 << 24
 
 
-def _draw_memories(bags, n_memories, rng):
-    """``n_memories`` instances drawn without replacement from all instances of ``bags``."""
+def _draw_instances(bags, n, rng):
+    """``(instances, bag of each)``: ``n`` drawn without replacement from all of ``bags``."""
     lengths = np.fromiter((len(b) for b in bags), dtype=np.intp, count=len(bags))
     ends = np.cumsum(lengths)
-    n = min(int(n_memories), int(ends[-1]))
+    n = min(int(n), int(ends[-1]))
     picks = np.sort(rng.choice(int(ends[-1]), size=n, replace=False))
     which = np.searchsorted(ends, picks, side="right")
     rows = picks - (ends - lengths)[which]
     if n == 0:
-        return np.zeros((0, bags[0].shape[1]), dtype=np.float32)
-    return np.stack([bags[b][r] for b, r in zip(which, rows, strict=True)])
+        return np.zeros((0, bags[0].shape[1]), dtype=np.float32), which
+    touched, first = np.unique(which, return_index=True)  # one gather per bag drawn from
+    parts = np.split(rows, first[1:])
+    return np.concatenate([bags[b][r] for b, r in zip(touched, parts, strict=True)]), which
+
+
+def _fit_quantiles(bags, weights, rng):
+    """Knots and levels of each feature over the instances of ``bags``, weighted by their bag.
+
+    All instances are used while they hold at most ``_QUANTILE_ENTRIES``
+    values; beyond that, that many (in instances) are drawn without
+    replacement, so the fit costs bounded memory whatever the bag sizes.
+    """
+    lengths = np.fromiter((len(b) for b in bags), dtype=np.intp, count=len(bags))
+    cap = max(1, _QUANTILE_ENTRIES // bags[0].shape[1])
+    if lengths.sum() <= cap:
+        X, w = np.concatenate(bags), np.repeat(weights, lengths)
+    else:
+        X, which = _draw_instances(bags, cap, rng)
+        w = weights[which]
+    return quantile_fit(X.astype(np.float64), w)
 
 
 def _check_scale(bags, name="X"):
@@ -123,6 +149,18 @@ class HopfieldMILClassifier(
         (same minibatches, each with its own bag dropout) whose
         log-probabilities are averaged; more members give steadier
         predictions at a proportional cost.
+    scaling : {"quantile"} or None, default="quantile"
+        How the network reads each instance feature: through its
+        distribution over the training instances and then the standard
+        normal quantile function (``"quantile"``, the rank-Gauss transform
+        of TabR and ModernNCA), so that heavy tails and rare large values
+        arrive as moderate ones; or as given (``None``; then standardise the
+        bags first, e.g. with :class:`~skhop.preprocessing.BagStandardScaler`).
+        The quantile map does not change when a feature is shifted or
+        scaled, so a standardising step before it changes nothing beyond
+        rounding. It is fitted on the training bags (instances weighted as
+        their bag; at most about 4 million values, drawn at random beyond
+        that) and applied inside the network, piece by piece.
     n_memories : int, default=0
         Training instances (drawn at random, at most all of them) stored as
         a memory; each adds to the bag vector the similarity
@@ -204,8 +242,11 @@ class HopfieldMILClassifier(
     Notes
     -----
     ``X`` is a sequence of bags (a list of 2-D arrays, or a 3-D array of
-    bags of equal size), not a 2-D array; standardise the features first,
-    e.g. in ``make_pipeline(BagStandardScaler(), HopfieldMILClassifier())``.
+    bags of equal size), not a 2-D array. With the default
+    ``scaling="quantile"`` the features need no standardising (a
+    ``BagStandardScaler`` before it changes nothing beyond rounding); with
+    ``scaling=None`` standardise them first, e.g. in
+    ``make_pipeline(BagStandardScaler(), HopfieldMILClassifier(scaling=None))``.
     The instances are processed in pieces of at most 8,192 (a piece holds
     many small bags or a slice of a large one) whose softmax partials merge
     exactly (an online log-sum-exp), and while training a batch of several
@@ -252,6 +293,7 @@ class HopfieldMILClassifier(
         "normalize": ["boolean"],
         "pooling": [tuple, list],
         "n_members": [Interval(numbers.Integral, 1, None, closed="left")],
+        "scaling": [StrOptions({"quantile"}), None],
         "n_memories": [Interval(numbers.Integral, 0, None, closed="left")],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "attention_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
@@ -272,6 +314,7 @@ class HopfieldMILClassifier(
         normalize=True,
         pooling=("mean", "max"),
         n_members=3,
+        scaling="quantile",
         n_memories=0,
         dropout=0.1,
         attention_dropout=0.0,
@@ -301,6 +344,7 @@ class HopfieldMILClassifier(
         self.normalize = normalize
         self.pooling = pooling
         self.n_members = n_members
+        self.scaling = scaling
         self.n_memories = n_memories
         self.dropout = dropout
         self.attention_dropout = attention_dropout
@@ -360,6 +404,7 @@ class HopfieldMILClassifier(
             pooling,
             int(self.n_members),
             int(n_memories),
+            KNOTS if self.scaling == "quantile" else 0,
         )
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -403,12 +448,23 @@ class HopfieldMILClassifier(
             if warm:  # a copy, so an interrupted fit leaves the fitted module as it was
                 module = copy.deepcopy(self.module_)
             else:
-                memories = _draw_memories([bags[i] for i in train_idx], self.n_memories, rng)
+                train_bags = [bags[i] for i in train_idx]
+                memories = _draw_instances(train_bags, self.n_memories, rng)[0]
                 module = self._new_module(n_features, len(classes), pooling, len(memories))
                 module.init_memories_(memories)
+                if self.scaling == "quantile":
+                    w = sw[train_idx]
+                    weighed = np.flatnonzero(w > 0)
+                    quantiles = _fit_quantiles([train_bags[i] for i in weighed], w[weighed], rng)
+                    module.init_quantiles_(*quantiles)
             module = module.to(device)
             # the bags stay where they are (no copy on the CPU); batches are packed from them
             bag_t = [torch.from_numpy(b).to(device) for b in bags]
+            fit_t, mapped = bag_t, False
+            entries = sum(len(bags[i]) for i in train_idx) * n_features
+            if module.num_knots and entries <= _MAPPED_ENTRIES:  # map once, not every step
+                read = module.map_bags([bag_t[i] for i in train_idx])
+                fit_t, mapped = dict(zip(train_idx.tolist(), read, strict=True)), True
 
             def part(idx):
                 return (
@@ -423,7 +479,8 @@ class HopfieldMILClassifier(
             cap = None if self.max_instances is None else int(self.max_instances)
 
             def batch_loss(net, ib, yb, wb):
-                return net.training_loss([bag_t[i] for i in ib.tolist()], yb, wb, cap, rate)
+                sel = [fit_t[i] for i in ib.tolist()]
+                return net.training_loss(sel, yb, wb, cap, rate, mapped)
 
             def val_score(net, iv, yv, wv):
                 return net.validation_score([bag_t[i] for i in iv.tolist()], yv, wv)

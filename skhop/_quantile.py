@@ -1,4 +1,4 @@
-"""Weighted input transforms (numpy only): a quantile-normal map of each feature, a scaling.
+"""Weighted input transforms in numpy: a quantile-normal map of each feature, a scaling.
 
 Each feature is mapped through its weighted empirical distribution function
 (midpoint rule over the distinct values, linear in between) and then through
@@ -10,13 +10,12 @@ as two copies of the row, so weights and repetitions give the same transform.
 import numpy as np
 from scipy.special import ndtri
 
-__all__ = ["quantile_fit", "quantile_normal", "weighted_scaling"]
+from .nn._quantile import EPS
+
+__all__ = ["KNOTS", "quantile_fit", "quantile_normal", "weighted_scaling"]
 
 # Distinct values kept per feature (evenly spaced in rank when there are more).
-_KNOTS = 256
-# The distribution function is clipped to [_EPS, 1 - _EPS] before the normal
-# quantile function, so a value beyond the training range maps to about +-5.
-_EPS = 3e-7
+KNOTS = 256
 
 
 def quantile_fit(X, w):
@@ -35,14 +34,14 @@ def quantile_fit(X, w):
         function at them (rows padded by repeating their last entry).
     """
     total = w.sum()
-    knots = np.empty((X.shape[1], _KNOTS))
-    levels = np.empty((X.shape[1], _KNOTS))
+    knots = np.empty((X.shape[1], KNOTS))
+    levels = np.empty((X.shape[1], KNOTS))
     for j in range(X.shape[1]):  # one pass per feature, vectorised over the rows
         values, inverse = np.unique(X[:, j], return_inverse=True)
         mass = np.bincount(inverse.ravel(), weights=w, minlength=len(values))
         cdf = (np.cumsum(mass) - mass / 2) / total
-        if len(values) > _KNOTS:
-            keep = np.unique(np.linspace(0, len(values) - 1, _KNOTS).round().astype(int))
+        if len(values) > KNOTS:
+            keep = np.unique(np.linspace(0, len(values) - 1, KNOTS).round().astype(int))
             values, cdf = values[keep], cdf[keep]
         k = len(values)
         knots[j, :k], levels[j, :k] = values, cdf
@@ -66,7 +65,7 @@ def quantile_normal(X, knots, levels):
     Z = np.empty_like(X, dtype=np.float64)
     for j in range(X.shape[1]):
         Z[:, j] = np.interp(X[:, j], knots[j], levels[j])
-    return ndtri(np.clip(Z, _EPS, 1 - _EPS))
+    return ndtri(np.clip(Z, EPS, 1 - EPS))
 
 
 def weighted_scaling(X, w):

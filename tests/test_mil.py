@@ -18,6 +18,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skhop import HopfieldMILClassifier
+from skhop._quantile import quantile_fit, quantile_normal
 from skhop.datasets import make_mil_bags
 from skhop.nn import MILNet
 from skhop.nn._mil import drop_instances, sample_instances
@@ -112,6 +113,11 @@ def test_padding_does_not_change_a_bag(fitted, data):
 def _dense_reference(net, bag):
     """The textbook forward of member 0 of ``net`` on one bag: keys, softmax, poolings."""
     x = bag.to(torch.float32)
+    memories = net.memories
+    if net.num_knots:  # numpy's quantile-normal map, in float64
+        k, lv = net.knots.double().numpy(), net.levels.double().numpy()
+        x = torch.from_numpy(quantile_normal(x.double().numpy(), k, lv)).float()
+        memories = torch.from_numpy(quantile_normal(memories.double().numpy(), k, lv)).float()
     h = x
     for layer in net.encoder:
         h = torch.relu(h @ layer.weight[0] + layer.bias[0])
@@ -129,16 +135,23 @@ def _dense_reference(net, bag):
         {"mean": h.mean(0), "max": h.amax(0), "min": h.amin(0)}[p] for p in net.pooling
     ]
     if len(net.memories):  # similarity of the nearest instance to each stored one
-        d2 = torch.cdist(x.double(), net.memories.double()).square().amin(0)
+        d2 = torch.cdist(x.double(), memories.double()).square().amin(0)
         feats.append(torch.exp(-d2 / net.input_size).float())
     logits = torch.cat(feats) @ net.head.weight[0] + net.head.bias[0, 0]
     return torch.log_softmax(logits, dim=-1), att.mean(dim=(0, 1))
 
 
-def test_packed_network_matches_the_dense_textbook_forward():
+@pytest.mark.parametrize("num_knots", [0, 16])
+def test_packed_network_matches_the_dense_textbook_forward(num_knots):
     torch.manual_seed(0)
-    net = MILNet(5, 3, 8, 1, 2, 2, 2.0, False, True, 0.0, 0.0, ("mean", "max", "min"), 1, 3)
+    net = MILNet(
+        5, 3, 8, 1, 2, 2, 2.0, False, True, 0.0, 0.0, ("mean", "max", "min"), 1, 3, num_knots
+    )
     net.eval().init_memories_(torch.randn(3, 5))
+    if num_knots:  # knots of heavy-tailed training values, 16 of them kept per feature
+        train = torch.randn(200, 5).double() ** 3
+        knots, levels = quantile_fit(train.numpy(), np.ones(200))
+        net.init_quantiles_(knots[:, :: 256 // num_knots], levels[:, :: 256 // num_knots])
     bags = [torch.randn(n, 5, dtype=torch.float64) for n in (1, 4, 9, 2)]
     with torch.no_grad():
         scores, attention = net([b.float() for b in bags], return_attention=True)
@@ -301,6 +314,66 @@ def test_pipeline_with_scaler_on_raw_features(data):
         warnings.simplefilter("ignore", ConvergenceWarning)
         pipe.fit(raw, y)
     assert pipe.score(raw, y) > 0.9
+
+
+def test_quantile_scaling_is_blind_to_a_standardisation(data):
+    bags, y, _ = data
+    raw = [b * 1000.0 + 50.0 for b in bags]
+    a = fit(bags, y, max_iter=3).predict_proba(bags)
+    b = fit(raw, y, max_iter=3).predict_proba(raw)
+    # the same ranks: only the rounding of the interpolation differs
+    np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_scaling_none_reads_the_inputs_as_given(data):
+    bags, y, _ = data
+    plain = fit(bags, y, scaling=None, max_iter=3)
+    assert plain.module_.num_knots == 0 and plain.module_.knots.shape == (5, 0)
+    mapped = fit(bags, y, max_iter=3)
+    assert mapped.module_.num_knots == 256
+    # each feature's knots are values of the training instances, increasing
+    pool = np.vstack(bags).astype(np.float32)
+    knots = mapped.module_.knots.numpy()
+    assert all(np.isin(k, pool[:, j]).all() for j, k in enumerate(knots))
+    assert (np.diff(knots, axis=1) >= 0).all()
+    assert not np.allclose(plain.predict_proba(bags), mapped.predict_proba(bags))
+
+
+def test_instances_mapped_once_or_piece_by_piece_train_alike(monkeypatch, data):
+    import skhop._mil as mil
+
+    bags, y, _ = data
+    once = fit(bags, y, max_iter=3).predict_proba(bags)
+    monkeypatch.setattr(mil, "_MAPPED_ENTRIES", 0)  # as for data too large to copy
+    np.testing.assert_allclose(fit(bags, y, max_iter=3).predict_proba(bags), once, rtol=1e-6)
+
+
+def test_quantiles_weigh_each_instance_as_its_bag(data):
+    bags, y, _ = data
+    w = np.where(np.arange(len(y)) < 10, 2.0, 1.0)
+    w[10:13] = 0.0  # bags of weight 0 do not count
+    weighted = fit(bags, y, max_iter=1)
+    weighted.fit(bags, y, sample_weight=w)
+    copies = [b for b, n in zip(bags, w.astype(int), strict=True) for _ in range(n)]
+    y_copies = np.repeat(y, w.astype(int))
+    repeated = fit(copies, y_copies, max_iter=1)
+    for name in ("knots", "levels"):
+        np.testing.assert_allclose(
+            getattr(weighted.module_, name), getattr(repeated.module_, name), atol=1e-7
+        )
+
+
+def test_quantiles_of_many_instances_are_fitted_on_a_drawn_share(monkeypatch, data):
+    import skhop._mil as mil
+
+    bags, y, _ = data
+    monkeypatch.setattr(mil, "_QUANTILE_ENTRIES", 5 * 20)  # 20 instances of 5 features
+    a, b = fit(bags, y, max_iter=1), fit(bags, y, max_iter=1)
+    knots = a.module_.knots.numpy()
+    assert max(len(np.unique(k)) for k in knots) <= 20
+    np.testing.assert_array_equal(knots, b.module_.knots.numpy())  # drawn by random_state
+    other = fit(bags, y, max_iter=1, random_state=1).module_.knots.numpy()
+    assert not np.array_equal(knots, other)
 
 
 def test_sample_and_class_weight(data):
@@ -675,9 +748,9 @@ def test_max_instances_bounds_what_a_step_reads(monkeypatch, data):
     seen = []
     real = MILNet.member_logits
 
-    def spy(self, sel, keep=None, chunk_size=None):
+    def spy(self, sel, keep=None, chunk_size=None, mapped=False):
         seen.append(max(len(b) for b in sel))
-        return real(self, sel, keep, chunk_size)
+        return real(self, sel, keep, chunk_size, mapped)
 
     monkeypatch.setattr(MILNet, "member_logits", spy)
     fit(bags, y, max_iter=2, max_instances=4)

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ._quantile import quantile_normal
 from ._rebuild import Rebuildable
 from ._scores import exp
 
@@ -123,7 +124,9 @@ def _segment_sum(values, index, n):
 class MILNet(Rebuildable, nn.Module):
     """Instance encoder, Hopfield pooling of each bag and a linear head, ``num_members`` times.
 
-    Every instance is encoded by ``num_layers`` ReLU layers of width
+    Every instance (through the quantile-normal map of each feature when
+    ``num_knots`` is set, see :meth:`init_quantiles_`) is encoded by
+    ``num_layers`` ReLU layers of width
     ``hidden_size``; ``num_queries`` learned state patterns retrieve from the
     (layer-normalised) encoded instances of a bag with ``num_heads`` heads
     (softmax with inverse temperature ``beta``), the mean / max / min of the
@@ -145,6 +148,9 @@ class MILNet(Rebuildable, nn.Module):
         vector the similarity ``exp(-d^2 / input_size)`` of the bag's
         instance nearest to it (MILES' bag embedding, the large-beta limit
         of retrieving the bag with the stored instance as the query).
+    num_knots : int, default=0
+        Knots of the quantile-normal map of each input feature (see
+        :meth:`init_quantiles_`); 0 reads the inputs as they are.
 
     Examples
     --------
@@ -175,6 +181,7 @@ class MILNet(Rebuildable, nn.Module):
         pooling,
         num_members=1,
         num_memories=0,
+        num_knots=0,
     ):
         super().__init__()
         if hidden_size % num_heads:
@@ -214,9 +221,35 @@ class MILNet(Rebuildable, nn.Module):
         # stored instances (set by init_memories_): a bag is also described by how
         # close it comes to each, the large-beta limit of a Hopfield retrieval
         self.register_buffer("memories", torch.zeros(num_memories, input_size, dtype=DTYPE))
+        # the quantile-normal map of the inputs (set by init_quantiles_)
+        self.num_knots = num_knots
+        self.register_buffer("knots", torch.zeros(input_size, num_knots, dtype=DTYPE))
+        self.register_buffer("levels", torch.full((input_size, num_knots), 0.5, dtype=DTYPE))
         self.kinds = pooling + (("memory",) if num_memories else ())
         n_in = num_queries * hidden_size + len(pooling) * width + num_memories
         self.head = MemberLinear(k, n_in, num_classes)
+
+    def init_quantiles_(self, knots, levels):
+        """Set the distribution function each input feature is read through.
+
+        An input ``x_f`` becomes ``Phi^-1(F_f(x_f))``, with ``F_f`` linear
+        between the knots and ``Phi^-1`` the standard normal quantile
+        function (:func:`skhop.nn._quantile.quantile_normal`).
+
+        Parameters
+        ----------
+        knots, levels : array-like of shape (input_size, num_knots)
+            Non-decreasing values of each feature (distinct but for a
+            repeated last one) and the distribution function at them.
+
+        Returns
+        -------
+        self : MILNet
+        """
+        with torch.no_grad():
+            self.knots.copy_(torch.as_tensor(knots, dtype=DTYPE))
+            self.levels.copy_(torch.as_tensor(levels, dtype=DTYPE))
+        return self
 
     def init_memories_(self, patterns):
         """Store instances as the memory the bags are compared with.
@@ -224,6 +257,8 @@ class MILNet(Rebuildable, nn.Module):
         Parameters
         ----------
         patterns : array-like of shape (num_memories, input_size)
+            Instances as the network's input receives them (before the
+            quantile-normal map, which is applied to them too).
 
         Returns
         -------
@@ -235,15 +270,44 @@ class MILNet(Rebuildable, nn.Module):
 
     # ------------------------------------------------------------ pieces
 
+    def _inputs(self, x):
+        """The instances as the encoder reads them: float32, through the quantile map if set."""
+        x = x.to(DTYPE)
+        return quantile_normal(x, self.knots, self.levels) if self.num_knots else x
+
+    def map_bags(self, bags, chunk_size=None):
+        """The bags as the encoder reads them, for training on them many times.
+
+        The quantile-normal map (when set) is applied once to all instances,
+        ``chunk_size`` at a time; :meth:`member_logits` and
+        :meth:`training_loss` with ``mapped=True`` then skip it. The result
+        is a float32 copy of the instances: for data that fit in memory twice.
+
+        Parameters
+        ----------
+        bags : list of Tensor of shape (n_instances_i, input_size)
+        chunk_size : int, optional
+            Instances mapped at a time (8192 by default).
+
+        Returns
+        -------
+        mapped : list of Tensor of shape (n_instances_i, input_size)
+        """
+        x = torch.cat(bags)
+        chunk = max(1, int(chunk_size or CHUNK_SIZE))
+        with torch.no_grad():
+            z = torch.cat([self._inputs(p) for p in x.split(chunk)])
+        return list(z.split([len(b) for b in bags]))
+
     def _encode(self, x):
-        """``(n, input_size)`` -> encoded ``(K, n, width)``, scores ``(n, K, H, Q)``, values.
+        """Read inputs ``(n, input_size)`` -> encoded ``(K, n, width)``, scores, values.
 
         The keys are never formed: a query's score against the key
         ``z W_k + b_k`` of head ``h`` is ``z (W_k q)_h + (b_k q)_h``, so the
         queries are folded into the key projection once per call.
         """
         k, heads = self.num_members, self.num_heads
-        h = x.to(DTYPE)
+        h = x
         if not self.encoder:
             h = h.unsqueeze(0).expand(k, -1, -1)
         for layer in self.encoder:
@@ -260,8 +324,9 @@ class MILNet(Rebuildable, nn.Module):
         values = self.v_proj(z).unflatten(-1, (heads, -1)).transpose(0, 1)  # (n, K, H, hd)
         return h, scores, values
 
-    def _piece(self, x, index, n, keep):
+    def _piece(self, x, index, n, keep, mapped=False):
         """Partials of one piece: ``index`` gives each instance's bag in ``range(n)``."""
+        x = x if mapped else self._inputs(x)
         h, s, values = self._encode(x)
         if keep is not None:
             s = s.masked_fill(~keep[:, :, None, None], -math.inf)
@@ -278,9 +343,8 @@ class MILNet(Rebuildable, nn.Module):
         for kind in self.kinds:
             if kind == "memory":  # minus the squared distance to the nearest instance
                 with torch.no_grad():
-                    xf = x.to(DTYPE)
-                    m = self.memories
-                    d2 = (xf.square().sum(1, keepdim=True) - 2 * xf @ m.T) + m.square().sum(1)
+                    m = self._inputs(self.memories)
+                    d2 = (x.square().sum(1, keepdim=True) - 2 * x @ m.T) + m.square().sum(1)
                     w = (-d2).unsqueeze(1).expand(-1, self.num_members, -1)
                     if kept is not None:
                         w = w.masked_fill(~kept, -math.inf)
@@ -315,7 +379,7 @@ class MILNet(Rebuildable, nn.Module):
                 merged.append(_segment_min(p, index, n, math.inf))
         return merged
 
-    def _pool(self, bags, keep, chunk_size):
+    def _pool(self, bags, keep, chunk_size, mapped=False):
         """Merged partials ``(n_bags, ...)`` of a list of bags, piece by piece."""
         plan = _Plan(bags, chunk_size)
         grad = torch.is_grad_enabled() and len(plan.pieces) > 1
@@ -324,7 +388,7 @@ class MILNet(Rebuildable, nn.Module):
 
             def run(keep_p, piece=piece):
                 x, idx, n = plan.gather(piece)
-                return self._piece(x, idx, n, keep_p)
+                return self._piece(x, idx, n, keep_p, mapped)
 
             a, b, first, last = piece
             keep_p = None if keep is None else keep[a:b]
@@ -359,7 +423,7 @@ class MILNet(Rebuildable, nn.Module):
 
     # ------------------------------------------------------------ public
 
-    def member_logits(self, bags, keep=None, chunk_size=None):
+    def member_logits(self, bags, keep=None, chunk_size=None, mapped=False):
         """Each member's logits, for training.
 
         Parameters
@@ -371,15 +435,19 @@ class MILNet(Rebuildable, nn.Module):
         chunk_size : int, optional
             Instances per piece (8192 by default); results do not depend on
             it beyond float rounding.
+        mapped : bool, default=False
+            The bags come from :meth:`map_bags` (the input map is skipped).
 
         Returns
         -------
         logits : Tensor of shape (num_members, n_bags, num_classes)
         """
-        pooled, plan = self._pool(bags, keep, chunk_size)
+        pooled, plan = self._pool(bags, keep, chunk_size, mapped)
         return self._logits(pooled, plan, keep, len(bags))
 
-    def training_loss(self, bags, labels, weights, max_instances=None, bag_dropout=0.0):
+    def training_loss(
+        self, bags, labels, weights, max_instances=None, bag_dropout=0.0, mapped=False
+    ):
         """Weighted cross-entropy of every member on one batch of bags.
 
         Parameters
@@ -393,6 +461,8 @@ class MILNet(Rebuildable, nn.Module):
             drawn anew without replacement (:func:`sample_instances`).
         bag_dropout : float, default=0.0
             Share of instances each member does not see (:func:`drop_instances`).
+        mapped : bool, default=False
+            The bags come from :meth:`map_bags` (the input map is skipped).
 
         Returns
         -------
@@ -403,7 +473,7 @@ class MILNet(Rebuildable, nn.Module):
         if bag_dropout > 0:
             lengths = [len(b) for b in sel]
             keep = drop_instances(lengths, self.num_members, bag_dropout, labels.device)
-        logits = self.member_logits(sel, keep)  # (num_members, n_bags, num_classes)
+        logits = self.member_logits(sel, keep, mapped=mapped)  # (num_members, n_bags, classes)
         loss = F.cross_entropy(
             logits.flatten(0, 1), labels.repeat(self.num_members), reduction="none"
         ).view(self.num_members, -1)
@@ -456,7 +526,7 @@ class MILNet(Rebuildable, nn.Module):
         for piece in plan.pieces:  # the scores again, normalised by the merged partials
             x, idx, _ = plan.gather(piece)
             i = idx + piece[2]
-            s = self._encode(x)[1]
+            s = self._encode(self._inputs(x))[1]
             att.append((exp(s - top[i]) / total[i]).mean(dim=(1, 2, 3)))
         return scores, torch.cat(att)
 
