@@ -98,6 +98,9 @@ class BagMap(TransformerMixin, BaseEstimator):
         if self.kind.startswith("quantile"):
             self.quantiles_ = quantile_fit(X, np.ones(len(X)))
             X = quantile_normal(X, *self.quantiles_)
+        if self.kind == "quantile":  # the map alone
+            self.center_, self.scale_ = 0.0, 1.0
+            return self
         if self.kind == "robust-clip":
             q25, q50, q75 = np.quantile(X, [0.25, 0.5, 0.75], axis=0)
             scale = (q75 - q25) / 1.349
@@ -107,8 +110,6 @@ class BagMap(TransformerMixin, BaseEstimator):
             scale = X.std(0)
             self.center_ = X.mean(0)
         self.scale_ = np.where(scale > 0, scale, 1.0)
-        if self.kind == "quantile":
-            self.center_, self.scale_ = 0.0, 1.0
         return self
 
     def transform(self, bags):
